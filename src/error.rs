@@ -1,0 +1,84 @@
+//! The operator's error type. Every variant has a short, stable `metric_label`.
+
+use std::time::Duration;
+
+/// Errors of the operator process.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable kubeconfig, or the server it names did not answer.
+    #[error("invalid kube config: {0}")]
+    KubeConfig(String),
+
+    /// A Kubernetes API call failed.
+    #[error("kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// The CRD could not be applied.
+    #[error("failed to apply CRD '{name}': {source}")]
+    ApplyCrd {
+        /// The CRD's name.
+        name: String,
+        /// What the apiserver said.
+        #[source]
+        source: kube::Error,
+    },
+
+    /// The CRD was applied but did not become Established in time.
+    #[error("CRD '{name}' did not become Established within {timeout:?}")]
+    CrdNotEstablished {
+        /// The CRD's name.
+        name: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+
+    /// A part of the product that this build does not contain yet.
+    #[error("{0} is not implemented in this build yet")]
+    NotImplemented(&'static str),
+
+    /// Local I/O (signals, files).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A short label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::KubeConfig(_) => "kubeconfig",
+            Error::Kube(_) => "kube",
+            Error::ApplyCrd { .. } => "apply_crd",
+            Error::CrdNotEstablished { .. } => "crd_not_established",
+            Error::NotImplemented(_) => "not_implemented",
+            Error::Io(_) => "io",
+        }
+    }
+}
+
+/// Result with the operator's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_short_and_distinct() {
+        let errors = [
+            Error::KubeConfig("x".into()),
+            Error::CrdNotEstablished { name: "c".into(), timeout: Duration::from_secs(1) },
+            Error::NotImplemented("persist-output"),
+            Error::Io(std::io::Error::other("x")),
+        ];
+        let labels: std::collections::BTreeSet<_> = errors.iter().map(Error::metric_label).collect();
+        assert_eq!(labels.len(), errors.len());
+        assert!(labels.iter().all(|l| l.len() <= 24 && !l.contains(' ')));
+    }
+
+    #[test]
+    fn messages_name_what_failed() {
+        let e = Error::CrdNotEstablished { name: "quarksjobs.quarks.cloudfoundry.org".into(), timeout: Duration::from_secs(60) };
+        assert_eq!(e.to_string(), "CRD 'quarksjobs.quarks.cloudfoundry.org' did not become Established within 60s");
+        assert_eq!(Error::KubeConfig("no server".into()).to_string(), "invalid kube config: no server");
+    }
+}

@@ -1,0 +1,43 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use quarks_job::cli::{Cli, Command};
+use quarks_job::{Error, api, cli, operator, telemetry};
+
+fn main() -> ExitCode {
+    quarks_job::install_crypto_provider();
+    // Usage errors print clap's message and exit with code 2.
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Version) => {
+            print!("{}", cli::version_text());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Crd) => {
+            print!("{}", api::crd_yaml());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    telemetry::init(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quarks-job command failed. cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            Some(Command::PersistOutput(_)) => Err(Error::NotImplemented("persist-output")),
+            _ => operator::run(&cli.operator, cli.log.kubeconfig.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error.kind = e.metric_label(), "quarks-job command failed. {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

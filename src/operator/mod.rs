@@ -1,0 +1,80 @@
+//! The operator process: connect, announce, apply the CRD, run until a shutdown signal.
+//!
+//! The reconciler and the webhook are later work; in this build the operator connects, applies
+//! the CRD and waits for SIGTERM/SIGINT.
+
+mod crd;
+
+use std::time::Duration;
+
+use kube::Client;
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use tracing::info;
+
+use crate::cli::OperatorArgs;
+use crate::{Error, Result, VERSION};
+
+pub use crd::{FIELD_MANAGER, apply_crd};
+
+/// How long to wait for the CRD to become Established.
+pub const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A client for `--kubeconfig` (a path, or a `:`-separated list like `KUBECONFIG`) or, without
+/// it, the in-cluster config or `~/.kube/config`. The server is asked for its version so that a
+/// wrong config fails here, with a clear message, instead of at the first watch.
+pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
+    let config = match kubeconfig.filter(|k| !k.trim().is_empty()) {
+        Some(paths) => {
+            let mut merged: Option<Kubeconfig> = None;
+            for path in paths.split(':').filter(|p| !p.is_empty()) {
+                let kc = Kubeconfig::read_from(path).map_err(|e| Error::KubeConfig(format!("{path}: {e}")))?;
+                merged = Some(match merged {
+                    None => kc,
+                    Some(m) => m.merge(kc).map_err(|e| Error::KubeConfig(e.to_string()))?,
+                });
+            }
+            let kc = merged.ok_or_else(|| Error::KubeConfig(format!("no kubeconfig file in '{paths}'")))?;
+            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::KubeConfig(e.to_string()))?
+        }
+        None => Config::infer().await.map_err(|e| Error::KubeConfig(e.to_string()))?,
+    };
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))?;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|e| Error::KubeConfig(format!("server '{server}' did not answer: {e}")))?;
+    info!("Using kube server '{server}' (Kubernetes {}.{})", version.major, version.minor);
+    Ok(client)
+}
+
+/// Run the operator until SIGTERM or SIGINT.
+pub async fn run(args: &OperatorArgs, kubeconfig: Option<&str>) -> Result<()> {
+    info!("Checking kube config");
+    let client = connect(kubeconfig).await?;
+    info!("Starting quarks-job {VERSION}, monitoring namespaces labeled with '{}'", args.monitored_id);
+    info!("quarks-job docker image: {}", args.operator_image());
+    if args.apply_crd {
+        info!("Applying CRDs...");
+        apply_crd(client.clone(), CRD_ESTABLISHED_TIMEOUT).await?;
+        info!("CRD '{}' is established", crate::api::CRD_NAME);
+    }
+    info!("Waiting for Quarks job resources... (this build has no controllers yet; stop with SIGTERM or SIGINT)");
+    shutdown_signal().await?;
+    info!("Shutting down");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => info!("Received SIGTERM"),
+        _ = int.recv() => info!("Received SIGINT"),
+    }
+    Ok(())
+}

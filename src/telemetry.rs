@@ -1,0 +1,40 @@
+//! Logging: tracing to stderr, as text or JSON, at the level of `--log-level`.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{LogArgs, LogFormat};
+
+/// The filter for a `--log-level`: the level applies to quarks-job itself; libraries log at
+/// `info` at most, so `debug` does not drown the operator's lines in HTTP chatter. `RUST_LOG`,
+/// when set, replaces it.
+pub fn filter_directives(level: &str) -> String {
+    match level {
+        "trace" | "debug" => format!("info,quarks_job={level}"),
+        other => other.to_string(),
+    }
+}
+
+/// Install the global subscriber. Safe to call once per process.
+pub fn init(args: &LogArgs) {
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(filter_directives(&args.log_level)));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match args.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_noise_is_capped_at_info() {
+        assert_eq!(filter_directives("debug"), "info,quarks_job=debug");
+        assert_eq!(filter_directives("trace"), "info,quarks_job=trace");
+        assert_eq!(filter_directives("warn"), "warn");
+        for level in ["trace", "debug", "info", "warn", "error"] {
+            assert!(EnvFilter::try_new(filter_directives(level)).is_ok());
+        }
+    }
+}

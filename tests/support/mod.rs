@@ -1,0 +1,113 @@
+//! Integration-test support: one real control plane per test binary, a kube client per test,
+//! a namespace per test (so tests run in parallel), and a kubelet stand-in.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod controlplane;
+pub mod kubelet;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use kube::{Client, ResourceExt};
+
+pub use controlplane::{ControlPlane, kubectl, unique};
+
+/// The control plane shared by all tests of this binary, started on first use.
+pub fn shared() -> &'static ControlPlane {
+    static CP: OnceLock<ControlPlane> = OnceLock::new();
+    CP.get_or_init(|| {
+        quarks_job::install_crypto_provider();
+        ControlPlane::start().unwrap_or_else(|e| panic!("cannot start the test control plane: {e}"))
+    })
+}
+
+/// A client for a kubeconfig file (a new one per test: a client belongs to the runtime that
+/// made it, and each `#[tokio::test]` has its own).
+pub async fn client_for(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// An admin client on the shared control plane.
+pub async fn admin_client() -> Client {
+    client_for(&shared().kubeconfig).await
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh namespace for one test, with the given labels; its `default` ServiceAccount has its
+/// token when this returns, so pods can be created at once (Kubernetes 1.20 admission needs it).
+pub async fn test_namespace(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> String {
+    let name = format!("{prefix}-{}", unique());
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": labels.iter().copied().collect::<std::collections::BTreeMap<_, _>>()}
+    }))
+    .unwrap();
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+    eventually(Duration::from_secs(60), "default ServiceAccount with a token", || async {
+        sas.get_opt("default").await.ok().flatten().is_some_and(|sa| !sa.secrets.unwrap_or_default().is_empty())
+    })
+    .await;
+    name
+}
+
+/// Delete a test namespace (the namespace controller removes what is inside).
+pub async fn delete_namespace(client: &Client, name: &str) {
+    let _ = Api::<Namespace>::all(client.clone()).delete(name, &DeleteParams::background()).await;
+}
+
+/// Poll `check` every 100 ms until it is true; panic naming `what` after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Poll `get` until it returns `Some`, and return that.
+pub async fn eventually_some<T, F, Fut>(timeout: Duration, what: &str, mut get: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = get().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Apply the QuarksJob CRD with the operator's own code (once per control plane is enough, but
+/// it is idempotent).
+pub async fn ensure_crd(client: &Client) {
+    quarks_job::operator::apply_crd(client.clone(), Duration::from_secs(60)).await.expect("apply CRD");
+}
+
+/// Names of the objects of a list.
+pub fn names<K: ResourceExt>(items: &[K]) -> Vec<String> {
+    items.iter().map(|o| o.name_any()).collect()
+}
