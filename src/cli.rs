@@ -116,7 +116,13 @@ pub struct OperatorArgs {
     pub ctx_timeout: u64,
 
     /// (DOCKER_IMAGE_ORG) Dockerhub organization that provides the operator docker image
-    #[arg(short = 'o', long, env = "DOCKER_IMAGE_ORG", hide_env = true, default_value = "cfcontainerization")]
+    #[arg(
+        short = 'o',
+        long,
+        env = "DOCKER_IMAGE_ORG",
+        hide_env = true,
+        default_value = "cfcontainerization"
+    )]
     pub docker_image_org: String,
 
     /// (DOCKER_IMAGE_PULL_POLICY) Image pull policy
@@ -143,7 +149,12 @@ pub struct OperatorArgs {
     pub meltdown_duration: u64,
 
     /// (MELTDOWN_REQUEUE_AFTER) Duration (in seconds) for which we delay the requeuing of the reconcile
-    #[arg(long, env = "MELTDOWN_REQUEUE_AFTER", hide_env = true, default_value_t = 30)]
+    #[arg(
+        long,
+        env = "MELTDOWN_REQUEUE_AFTER",
+        hide_env = true,
+        default_value_t = 30
+    )]
     pub meltdown_requeue_after: u64,
 
     /// (MONITORED_ID) only monitor namespaces with this id in their namespace label
@@ -158,7 +169,10 @@ impl OperatorArgs {
         if org.is_empty() {
             format!("{}:{}", self.docker_image_repository, self.docker_image_tag)
         } else {
-            format!("{org}/{}:{}", self.docker_image_repository, self.docker_image_tag)
+            format!(
+                "{org}/{}:{}",
+                self.docker_image_repository, self.docker_image_tag
+            )
         }
     }
 }
@@ -173,7 +187,11 @@ pub struct PersistOutputArgs {
 
 fn non_empty(what: &'static str) -> impl TypedValueParser<Value = String> {
     move |s: &str| -> Result<String, String> {
-        if s.trim().is_empty() { Err(format!("{what} must not be empty")) } else { Ok(s.to_string()) }
+        if s.trim().is_empty() {
+            Err(format!("{what} must not be empty"))
+        } else {
+            Ok(s.to_string())
+        }
     }
 }
 
@@ -183,8 +201,11 @@ fn parse_monitored_id(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Ok("default".into());
     }
-    let ok_chars = s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric()) && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let ok_chars = s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
     if s.len() > 63 || !ok_chars || !ok_ends {
         return Err(format!(
             "'{s}' is not a valid label value: at most 63 characters of A-Z, a-z, 0-9, '-', '_', '.', \
@@ -223,7 +244,18 @@ mod tests {
     fn upstream_defaults() {
         // Environment variables would change the defaults; the parser is exercised without them
         // in the CLI integration tests, here we only look at explicit flags.
-        let cli = parse(&["--monitored-id", "x", "--apply-crd=false", "-o", "org", "-r", "repo", "-t", "1.2.3"]).unwrap();
+        let cli = parse(&[
+            "--monitored-id",
+            "x",
+            "--apply-crd=false",
+            "-o",
+            "org",
+            "-r",
+            "repo",
+            "-t",
+            "1.2.3",
+        ])
+        .unwrap();
         assert!(!cli.operator.apply_crd);
         assert_eq!(cli.operator.monitored_id, "x");
         assert_eq!(cli.operator.operator_image(), "org/repo:1.2.3");
@@ -263,8 +295,14 @@ mod tests {
 
     #[test]
     fn subcommands() {
-        assert!(matches!(parse(&["crd"]).unwrap().command, Some(Command::Crd)));
-        assert!(matches!(parse(&["version"]).unwrap().command, Some(Command::Version)));
+        assert!(matches!(
+            parse(&["crd"]).unwrap().command,
+            Some(Command::Crd)
+        ));
+        assert!(matches!(
+            parse(&["version"]).unwrap().command,
+            Some(Command::Version)
+        ));
         let p = parse(&["persist-output", "--namespace", "ns1"]).unwrap();
         match p.command {
             Some(Command::PersistOutput(a)) => assert_eq!(a.namespace, "ns1"),
@@ -279,11 +317,24 @@ mod tests {
     fn help_names_every_env_var() {
         let help = Cli::command().render_long_help().to_string();
         for env in [
-            "APPLY_CRD", "CTX_TIMEOUT", "DOCKER_IMAGE_ORG", "DOCKER_IMAGE_PULL_POLICY", "DOCKER_IMAGE_REPOSITORY",
-            "DOCKER_IMAGE_TAG", "KUBECONFIG", "LOG_LEVEL", "LOG_FORMAT", "MAX_WORKERS", "MELTDOWN_DURATION",
-            "MELTDOWN_REQUEUE_AFTER", "MONITORED_ID",
+            "APPLY_CRD",
+            "CTX_TIMEOUT",
+            "DOCKER_IMAGE_ORG",
+            "DOCKER_IMAGE_PULL_POLICY",
+            "DOCKER_IMAGE_REPOSITORY",
+            "DOCKER_IMAGE_TAG",
+            "KUBECONFIG",
+            "LOG_LEVEL",
+            "LOG_FORMAT",
+            "MAX_WORKERS",
+            "MELTDOWN_DURATION",
+            "MELTDOWN_REQUEUE_AFTER",
+            "MONITORED_ID",
         ] {
-            assert!(help.contains(&format!("({env})")), "help lacks {env}:\n{help}");
+            assert!(
+                help.contains(&format!("({env})")),
+                "help lacks {env}:\n{help}"
+            );
         }
     }
 

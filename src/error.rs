@@ -66,19 +66,32 @@ mod tests {
     fn labels_are_short_and_distinct() {
         let errors = [
             Error::KubeConfig("x".into()),
-            Error::CrdNotEstablished { name: "c".into(), timeout: Duration::from_secs(1) },
+            Error::CrdNotEstablished {
+                name: "c".into(),
+                timeout: Duration::from_secs(1),
+            },
             Error::NotImplemented("persist-output"),
             Error::Io(std::io::Error::other("x")),
         ];
-        let labels: std::collections::BTreeSet<_> = errors.iter().map(Error::metric_label).collect();
+        let labels: std::collections::BTreeSet<_> =
+            errors.iter().map(Error::metric_label).collect();
         assert_eq!(labels.len(), errors.len());
         assert!(labels.iter().all(|l| l.len() <= 24 && !l.contains(' ')));
     }
 
     #[test]
     fn messages_name_what_failed() {
-        let e = Error::CrdNotEstablished { name: "quarksjobs.quarks.cloudfoundry.org".into(), timeout: Duration::from_secs(60) };
-        assert_eq!(e.to_string(), "CRD 'quarksjobs.quarks.cloudfoundry.org' did not become Established within 60s");
-        assert_eq!(Error::KubeConfig("no server".into()).to_string(), "invalid kube config: no server");
+        let e = Error::CrdNotEstablished {
+            name: "quarksjobs.quarks.cloudfoundry.org".into(),
+            timeout: Duration::from_secs(60),
+        };
+        assert_eq!(
+            e.to_string(),
+            "CRD 'quarksjobs.quarks.cloudfoundry.org' did not become Established within 60s"
+        );
+        assert_eq!(
+            Error::KubeConfig("no server".into()).to_string(),
+            "invalid kube config: no server"
+        );
     }
 }

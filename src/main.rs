@@ -20,7 +20,10 @@ fn main() -> ExitCode {
         _ => {}
     }
     telemetry::init(&cli.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("quarks-job command failed. cannot start the async runtime: {e}");
@@ -36,7 +39,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error.kind = e.metric_label(), "quarks-job command failed. {e}");
+            tracing::error!(
+                error.kind = e.metric_label(),
+                "quarks-job command failed. {e}"
+            );
             ExitCode::FAILURE
         }
     }

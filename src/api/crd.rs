@@ -38,7 +38,10 @@ mod tests {
         assert_eq!(crd.spec.scope, "Namespaced");
         assert_eq!(crd.spec.names.kind, "QuarksJob");
         assert_eq!(crd.spec.names.plural, "quarksjobs");
-        assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["qjob".to_string(), "qjobs".to_string()][..]));
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&["qjob".to_string(), "qjobs".to_string()][..])
+        );
         let v = &crd.spec.versions[0];
         assert_eq!(v.name, "v1alpha1");
         assert!(v.served && v.storage);
@@ -61,7 +64,11 @@ mod tests {
             vec![
                 ("completed".into(), ".status.completed".into(), 0),
                 ("strategy".into(), ".spec.trigger.strategy".into(), 10),
-                ("updateOnConfigChange".into(), ".spec.updateOnConfigChange".into(), 20),
+                (
+                    "updateOnConfigChange".into(),
+                    ".spec.updateOnConfigChange".into(),
+                    20
+                ),
                 ("Age".into(), ".metadata.creationTimestamp".into(), 0),
             ]
         );
@@ -72,7 +79,10 @@ mod tests {
         let s = schema();
         let spec = &s["properties"]["spec"]["properties"];
         assert_eq!(spec["template"]["type"], "object");
-        assert_eq!(spec["template"]["x-kubernetes-preserve-unknown-fields"], true);
+        assert_eq!(
+            spec["template"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
         assert_eq!(spec["trigger"]["required"], serde_json::json!(["strategy"]));
         assert_eq!(
             spec["trigger"]["properties"]["strategy"]["enum"],
@@ -80,20 +90,33 @@ mod tests {
         );
         assert_eq!(spec["output"]["required"], serde_json::json!(["outputMap"]));
         let file = &spec["output"]["properties"]["outputMap"]["additionalProperties"]["additionalProperties"];
-        assert_eq!(file["properties"]["persistencemethod"]["enum"], serde_json::json!(["one-to-one", "fan-out"]));
+        assert_eq!(
+            file["properties"]["persistencemethod"]["enum"],
+            serde_json::json!(["one-to-one", "fan-out"])
+        );
         let status = &s["properties"]["status"]["properties"];
         assert_eq!(status["lastReconcile"]["nullable"], true);
         assert_eq!(status["conditions"]["x-kubernetes-list-type"], "map");
-        assert_eq!(status["conditions"]["x-kubernetes-list-map-keys"], serde_json::json!(["type"]));
+        assert_eq!(
+            status["conditions"]["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"])
+        );
     }
 
     #[test]
     fn schema_needs_nothing_newer_than_1_20() {
         let text = serde_json::to_string(&crd()).unwrap();
-        for newer in ["x-kubernetes-validations", "selectableFields", "messageExpression"] {
+        for newer in [
+            "x-kubernetes-validations",
+            "selectableFields",
+            "messageExpression",
+        ] {
             assert!(!text.contains(newer), "{newer} needs a newer apiserver");
         }
-        assert!(!text.contains("$ref"), "a CRD schema cannot hold references");
+        assert!(
+            !text.contains("$ref"),
+            "a CRD schema cannot hold references"
+        );
     }
 
     #[test]

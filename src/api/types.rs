@@ -22,10 +22,10 @@ use serde::{Deserialize, Serialize};
     status = "QuarksJobStatus",
     derive = "PartialEq",
     doc = "QuarksJob runs a batch Job on demand (errand) or automatically, and turns the JSON files its containers write into Secrets.",
-    printcolumn(name = "completed", type_ = "boolean", json_path = ".status.completed"),
-    printcolumn(name = "strategy", type_ = "string", json_path = ".spec.trigger.strategy", priority = "10"),
-    printcolumn(name = "updateOnConfigChange", type_ = "boolean", json_path = ".spec.updateOnConfigChange", priority = "20"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn = r#"{"name": "completed", "type": "boolean", "jsonPath": ".status.completed"}"#,
+    printcolumn = r#"{"name": "strategy", "type": "string", "jsonPath": ".spec.trigger.strategy", "priority": 10}"#,
+    printcolumn = r#"{"name": "updateOnConfigChange", "type": "boolean", "jsonPath": ".spec.updateOnConfigChange", "priority": 20}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct QuarksJobSpec {
@@ -37,9 +37,10 @@ pub struct QuarksJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
 
-    /// A batch/v1 JobTemplateSpec: `metadata` and `spec` (with the pod template at
-    /// `spec.template`). Kept schemaless, as upstream: a full PodSpec schema makes the CRD too
-    /// large for client-side apply.
+    /// A batch/v1 JobTemplateSpec: `metadata` and `spec`, with the pod template at
+    /// `spec.template`.
+    // Schemaless, as upstream: a full PodSpec schema makes the CRD too large for client-side
+    // apply.
     #[serde(default)]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub template: JobTemplateSpec,
@@ -122,11 +123,19 @@ pub struct SecretOptions {
     pub name: String,
 
     /// Labels added to this file's Secrets.
-    #[serde(default, rename = "secretLabels", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        rename = "secretLabels",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub secret_labels: BTreeMap<String, String>,
 
     /// Annotations added to this file's Secrets.
-    #[serde(default, rename = "secretAnnotations", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        rename = "secretAnnotations",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub secret_annotations: BTreeMap<String, String>,
 
     /// Write a new version `<name>-v<N>` instead of overwriting one Secret.
@@ -208,7 +217,12 @@ mod tests {
 
     #[test]
     fn strategy_round_trips_lowercase() {
-        for s in [Strategy::Manual, Strategy::Once, Strategy::Now, Strategy::Done] {
+        for s in [
+            Strategy::Manual,
+            Strategy::Once,
+            Strategy::Now,
+            Strategy::Done,
+        ] {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(json, format!("\"{}\"", s.as_str()));
             assert_eq!(serde_json::from_str::<Strategy>(&json).unwrap(), s);
@@ -252,7 +266,10 @@ mod tests {
 
         // and back out, with the same keys
         let back = serde_json::to_value(&spec).unwrap();
-        assert_eq!(back["output"]["outputMap"]["c"]["provides.json"]["persistencemethod"], "fan-out");
+        assert_eq!(
+            back["output"]["outputMap"]["c"]["provides.json"]["persistencemethod"],
+            "fan-out"
+        );
         assert_eq!(back["output"]["writeOnFailure"], true);
         assert_eq!(back["updateOnConfigChange"], true);
     }
@@ -262,7 +279,9 @@ mod tests {
         let o: SecretOptions = serde_json::from_str(r#"{"name": "x"}"#).unwrap();
         assert_eq!(o.persistence_method, PersistenceMethod::OneToOne);
         assert!(!o.versioned);
-        assert!(serde_json::from_str::<SecretOptions>(r#"{"persistencemethod": "fanout"}"#).is_err());
+        assert!(
+            serde_json::from_str::<SecretOptions>(r#"{"persistencemethod": "fanout"}"#).is_err()
+        );
     }
 
     #[test]
@@ -275,6 +294,9 @@ mod tests {
     fn status_keeps_upstream_fields() {
         let status = QuarksJobStatus::default();
         let json = serde_json::to_value(&status).unwrap();
-        assert_eq!(json, serde_json::json!({"lastReconcile": null, "completed": false}));
+        assert_eq!(
+            json,
+            serde_json::json!({"lastReconcile": null, "completed": false})
+        );
     }
 }

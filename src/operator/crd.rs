@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::Client;
 
 use crate::api::{CRD_NAME, crd};
 use crate::{Error, Result};
@@ -20,10 +20,19 @@ pub async fn apply_crd(client: Client, timeout: Duration) -> Result<()> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(CRD_NAME, &params, &Patch::Apply(crd()))
         .await
-        .map_err(|source| Error::ApplyCrd { name: CRD_NAME.into(), source })?;
-    tokio::time::timeout(timeout, await_condition(api, CRD_NAME, conditions::is_crd_established()))
-        .await
-        .map_err(|_| Error::CrdNotEstablished { name: CRD_NAME.into(), timeout })?
-        .map_err(|e| Error::KubeConfig(format!("watching CRD '{CRD_NAME}': {e}")))?;
+        .map_err(|source| Error::ApplyCrd {
+            name: CRD_NAME.into(),
+            source,
+        })?;
+    tokio::time::timeout(
+        timeout,
+        await_condition(api, CRD_NAME, conditions::is_crd_established()),
+    )
+    .await
+    .map_err(|_| Error::CrdNotEstablished {
+        name: CRD_NAME.into(),
+        timeout,
+    })?
+    .map_err(|e| Error::KubeConfig(format!("watching CRD '{CRD_NAME}': {e}")))?;
     Ok(())
 }

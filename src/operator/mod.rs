@@ -27,18 +27,22 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
         Some(paths) => {
             let mut merged: Option<Kubeconfig> = None;
             for path in paths.split(':').filter(|p| !p.is_empty()) {
-                let kc = Kubeconfig::read_from(path).map_err(|e| Error::KubeConfig(format!("{path}: {e}")))?;
+                let kc = Kubeconfig::read_from(path)
+                    .map_err(|e| Error::KubeConfig(format!("{path}: {e}")))?;
                 merged = Some(match merged {
                     None => kc,
                     Some(m) => m.merge(kc).map_err(|e| Error::KubeConfig(e.to_string()))?,
                 });
             }
-            let kc = merged.ok_or_else(|| Error::KubeConfig(format!("no kubeconfig file in '{paths}'")))?;
+            let kc = merged
+                .ok_or_else(|| Error::KubeConfig(format!("no kubeconfig file in '{paths}'")))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
                 .map_err(|e| Error::KubeConfig(e.to_string()))?
         }
-        None => Config::infer().await.map_err(|e| Error::KubeConfig(e.to_string()))?,
+        None => Config::infer()
+            .await
+            .map_err(|e| Error::KubeConfig(e.to_string()))?,
     };
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))?;
@@ -46,7 +50,10 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
         .apiserver_version()
         .await
         .map_err(|e| Error::KubeConfig(format!("server '{server}' did not answer: {e}")))?;
-    info!("Using kube server '{server}' (Kubernetes {}.{})", version.major, version.minor);
+    info!(
+        "Using kube server '{server}' (Kubernetes {}.{})",
+        version.major, version.minor
+    );
     Ok(client)
 }
 
@@ -54,14 +61,19 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
 pub async fn run(args: &OperatorArgs, kubeconfig: Option<&str>) -> Result<()> {
     info!("Checking kube config");
     let client = connect(kubeconfig).await?;
-    info!("Starting quarks-job {VERSION}, monitoring namespaces labeled with '{}'", args.monitored_id);
+    info!(
+        "Starting quarks-job {VERSION}, monitoring namespaces labeled with '{}'",
+        args.monitored_id
+    );
     info!("quarks-job docker image: {}", args.operator_image());
     if args.apply_crd {
         info!("Applying CRDs...");
         apply_crd(client.clone(), CRD_ESTABLISHED_TIMEOUT).await?;
         info!("CRD '{}' is established", crate::api::CRD_NAME);
     }
-    info!("Waiting for Quarks job resources... (this build has no controllers yet; stop with SIGTERM or SIGINT)");
+    info!(
+        "Waiting for Quarks job resources... (this build has no controllers yet; stop with SIGTERM or SIGINT)"
+    );
     shutdown_signal().await?;
     info!("Shutting down");
     Ok(())

@@ -11,7 +11,6 @@
 //! (`examples/testenv.rs`).
 
 use std::fs;
-use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -43,7 +42,11 @@ impl ControlPlane {
     pub fn start() -> Result<ControlPlane, String> {
         let bins = binaries_dir()?;
         remove_stale_dirs();
-        let dir = std::env::temp_dir().join(format!("quarks-testenv-{}-{}", std::process::id(), unique()));
+        let dir = std::env::temp_dir().join(format!(
+            "quarks-testenv-{}-{}",
+            std::process::id(),
+            unique()
+        ));
         fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let mut cp = ControlPlane {
             kubeconfig: dir.join("admin.kubeconfig"),
@@ -72,14 +75,20 @@ impl ControlPlane {
         let sa_key = write("sa.key", &certs.sa_key_pem)?;
         let sa_pub = write("sa.pub", &certs.sa_pub_pem)?;
         self.admin_token = certs.admin_token.clone();
-        write("tokens.csv", &format!("{},admin,admin-uid,system:masters\n", self.admin_token))?;
+        write(
+            "tokens.csv",
+            &format!("{},admin,admin-uid,system:masters\n", self.admin_token),
+        )?;
         self.ca_pem = certs.ca_pem.clone();
 
         let etcd_port = free_port()?;
         let etcd_peer = free_port()?;
         let api_port = free_port()?;
         self.server = format!("https://127.0.0.1:{api_port}");
-        write("admin.kubeconfig", &kubeconfig_yaml(&self.server, &self.ca_pem, &self.admin_token))?;
+        write(
+            "admin.kubeconfig",
+            &kubeconfig_yaml(&self.server, &self.ca_pem, &self.admin_token),
+        )?;
 
         let etcd_data = self.dir.join("etcd");
         let mut etcd = Command::new(bins.join("etcd"));
@@ -107,7 +116,10 @@ impl ControlPlane {
             &format!("--tls-cert-file={}", serving_crt.display()),
             &format!("--tls-private-key-file={}", serving_key.display()),
             &format!("--client-ca-file={}", ca.display()),
-            &format!("--token-auth-file={}", self.dir.join("tokens.csv").display()),
+            &format!(
+                "--token-auth-file={}",
+                self.dir.join("tokens.csv").display()
+            ),
             "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             &format!("--service-account-key-file={}", sa_pub.display()),
@@ -139,16 +151,31 @@ impl ControlPlane {
         ]);
         self.spawn("kube-controller-manager", cm)?;
         // The service-account controllers are running once `default` has its token secret.
-        self.wait_for("kube-controller-manager (default ServiceAccount token)", || {
-            kubectl(&kc, &["get", "serviceaccount", "default", "-n", "default", "-o", "jsonpath={.secrets[0].name}"])
+        self.wait_for(
+            "kube-controller-manager (default ServiceAccount token)",
+            || {
+                kubectl(
+                    &kc,
+                    &[
+                        "get",
+                        "serviceaccount",
+                        "default",
+                        "-n",
+                        "default",
+                        "-o",
+                        "jsonpath={.secrets[0].name}",
+                    ],
+                )
                 .map(|out| !out.trim().is_empty())
                 .unwrap_or(false)
-        })?;
+            },
+        )?;
         Ok(())
     }
 
     fn spawn(&mut self, name: &str, mut cmd: Command) -> Result<(), String> {
-        let log = fs::File::create(self.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+        let log =
+            fs::File::create(self.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let child = spawn_tied_to_process(cmd).map_err(|e| format!("start {name}: {e}"))?;
@@ -162,16 +189,29 @@ impl ControlPlane {
             if ready() {
                 return Ok(());
             }
-            let exited = self
-                .children
-                .iter_mut()
-                .find_map(|(name, child)| child.try_wait().ok().flatten().map(|status| (name.clone(), status)));
+            let exited = self.children.iter_mut().find_map(|(name, child)| {
+                child
+                    .try_wait()
+                    .ok()
+                    .flatten()
+                    .map(|status| (name.clone(), status))
+            });
             if let Some((name, status)) = exited {
-                return Err(format!("{name} exited ({status}) while waiting for {what}:\n{}", self.log_tail(&name)));
+                return Err(format!(
+                    "{name} exited ({status}) while waiting for {what}:\n{}",
+                    self.log_tail(&name)
+                ));
             }
             if start.elapsed() > READY_TIMEOUT {
-                let last = self.children.last().map(|(n, _)| n.clone()).unwrap_or_default();
-                return Err(format!("{what} not ready after {READY_TIMEOUT:?}:\n{}", self.log_tail(&last)));
+                let last = self
+                    .children
+                    .last()
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "{what} not ready after {READY_TIMEOUT:?}:\n{}",
+                    self.log_tail(&last)
+                ));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -187,7 +227,8 @@ impl ControlPlane {
     /// Write a kubeconfig for another identity (e.g. a ServiceAccount token) on this server.
     pub fn kubeconfig_for_token(&self, name: &str, token: &str) -> PathBuf {
         let path = self.dir.join(format!("{name}.kubeconfig"));
-        fs::write(&path, kubeconfig_yaml(&self.server, &self.ca_pem, token)).expect("write kubeconfig");
+        fs::write(&path, kubeconfig_yaml(&self.server, &self.ca_pem, token))
+            .expect("write kubeconfig");
         path
     }
 
@@ -264,9 +305,15 @@ impl Certs {
         let err = |e: rcgen::Error| e.to_string();
         let ca_key = KeyPair::generate().map_err(err)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca_params.distinguished_name.push(DnType::CommonName, "quarks-testenv-ca");
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "quarks-testenv-ca");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
@@ -281,7 +328,9 @@ impl Certs {
             "kubernetes.default.svc.cluster.local".to_string(),
         ])
         .map_err(err)?;
-        params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
         let serving = params.signed_by(&serving_key, &issuer).map_err(err)?;
 
         let sa_key = KeyPair::generate().map_err(err)?;
@@ -316,11 +365,17 @@ fn free_port() -> Result<u16, String> {
 
 /// Remove the directories of control planes whose test process is gone.
 fn remove_stale_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("quarks-testenv-") else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(rest) = name.strip_prefix("quarks-testenv-") else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = fs::remove_dir_all(entry.path());
         }
@@ -358,11 +413,11 @@ fn spawn_tied_to_process(cmd: Command) -> std::io::Result<Child> {
         Mutex::new(tx)
     });
     let (tx, rx) = mpsc::channel();
-    sender.lock().expect("spawner lock").send((cmd, tx)).map_err(|_| std::io::Error::other("spawner thread gone"))?;
-    rx.recv().map_err(|_| std::io::Error::other("spawner thread gone"))?
-}
-
-/// Print a line to stderr immediately (test output is captured; this is for long waits).
-pub fn note(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "testenv: {msg}");
+    sender
+        .lock()
+        .expect("spawner lock")
+        .send((cmd, tx))
+        .map_err(|_| std::io::Error::other("spawner thread gone"))?;
+    rx.recv()
+        .map_err(|_| std::io::Error::other("spawner thread gone"))?
 }

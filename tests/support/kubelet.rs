@@ -22,7 +22,7 @@ pub enum State {
 /// with no restarts left): Running while any container runs, then Succeeded when every one
 /// exited 0, else Failed.
 pub fn phase_for(states: &[State]) -> &'static str {
-    if states.iter().any(|s| *s == State::Running) {
+    if states.contains(&State::Running) {
         "Running"
     } else if states.iter().all(|s| *s == State::Terminated(0)) {
         "Succeeded"
@@ -34,7 +34,10 @@ pub fn phase_for(states: &[State]) -> &'static str {
 /// Set the state of the named containers of `pod`; containers not named keep the state they
 /// have (or become Running if they have none yet). Returns the pod as stored afterwards.
 pub async fn set_containers(pods: &Api<Pod>, pod: &str, set: &[(&str, State)]) -> Pod {
-    let current = pods.get(pod).await.expect("get pod for the kubelet stand-in");
+    let current = pods
+        .get(pod)
+        .await
+        .expect("get pod for the kubelet stand-in");
     let spec = current.spec.clone().unwrap_or_default();
     let previous: BTreeMap<String, State> = current
         .status
@@ -54,7 +57,10 @@ pub async fn set_containers(pods: &Api<Pod>, pod: &str, set: &[(&str, State)]) -
         .unwrap_or_default();
     let wanted: BTreeMap<&str, State> = set.iter().copied().collect();
     for name in wanted.keys() {
-        assert!(spec.containers.iter().any(|c| c.name == *name), "pod {pod} has no container {name}");
+        assert!(
+            spec.containers.iter().any(|c| c.name == *name),
+            "pod {pod} has no container {name}"
+        );
     }
     let now = jiff::Timestamp::now().to_string();
     let mut states = Vec::new();
@@ -96,14 +102,25 @@ pub async fn set_containers(pods: &Api<Pod>, pod: &str, set: &[(&str, State)]) -
         "startTime": now,
         "containerStatuses": statuses,
     }});
-    pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch pod status")
+    pods.patch_status(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch pod status")
 }
 
 /// Terminate every container of `pod` with the same exit code.
 pub async fn finish_pod(pods: &Api<Pod>, pod: &str, exit_code: i32) -> Pod {
     let current = pods.get(pod).await.expect("get pod");
-    let names: Vec<String> = current.spec.unwrap_or_default().containers.into_iter().map(|c| c.name).collect();
-    let set: Vec<(&str, State)> = names.iter().map(|n| (n.as_str(), State::Terminated(exit_code))).collect();
+    let names: Vec<String> = current
+        .spec
+        .unwrap_or_default()
+        .containers
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    let set: Vec<(&str, State)> = names
+        .iter()
+        .map(|n| (n.as_str(), State::Terminated(exit_code)))
+        .collect();
     set_containers(pods, pod, &set).await
 }
 
@@ -113,8 +130,17 @@ mod tests {
 
     #[test]
     fn phases() {
-        assert_eq!(phase_for(&[State::Running, State::Terminated(0)]), "Running");
-        assert_eq!(phase_for(&[State::Terminated(0), State::Terminated(0)]), "Succeeded");
-        assert_eq!(phase_for(&[State::Terminated(0), State::Terminated(3)]), "Failed");
+        assert_eq!(
+            phase_for(&[State::Running, State::Terminated(0)]),
+            "Running"
+        );
+        assert_eq!(
+            phase_for(&[State::Terminated(0), State::Terminated(0)]),
+            "Succeeded"
+        );
+        assert_eq!(
+            phase_for(&[State::Terminated(0), State::Terminated(3)]),
+            "Failed"
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! Integration-test support: one real control plane per test binary, a kube client per test,
 //! a namespace per test (so tests run in parallel), and a kubelet stand-in.
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
 pub mod controlplane;
 pub mod kubelet;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -29,7 +30,9 @@ pub fn shared() -> &'static ControlPlane {
 /// made it, and each `#[tokio::test]` has its own).
 pub async fn client_for(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).expect("read kubeconfig");
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kubeconfig");
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
     Client::try_from(config).expect("client")
 }
 
@@ -51,18 +54,31 @@ pub async fn test_namespace(client: &Client, prefix: &str, labels: &[(&str, &str
         "metadata": {"name": name, "labels": labels.iter().copied().collect::<std::collections::BTreeMap<_, _>>()}
     }))
     .unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("create namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-    eventually(Duration::from_secs(60), "default ServiceAccount with a token", || async {
-        sas.get_opt("default").await.ok().flatten().is_some_and(|sa| !sa.secrets.unwrap_or_default().is_empty())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "default ServiceAccount with a token",
+        || async {
+            sas.get_opt("default")
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|sa| !sa.secrets.unwrap_or_default().is_empty())
+        },
+    )
     .await;
     name
 }
 
 /// Delete a test namespace (the namespace controller removes what is inside).
 pub async fn delete_namespace(client: &Client, name: &str) {
-    let _ = Api::<Namespace>::all(client.clone()).delete(name, &DeleteParams::background()).await;
+    let _ = Api::<Namespace>::all(client.clone())
+        .delete(name, &DeleteParams::background())
+        .await;
 }
 
 /// Poll `check` every 100 ms until it is true; panic naming `what` after `timeout`.
@@ -104,7 +120,9 @@ where
 /// Apply the QuarksJob CRD with the operator's own code (once per control plane is enough, but
 /// it is idempotent).
 pub async fn ensure_crd(client: &Client) {
-    quarks_job::operator::apply_crd(client.clone(), Duration::from_secs(60)).await.expect("apply CRD");
+    quarks_job::operator::apply_crd(client.clone(), Duration::from_secs(60))
+        .await
+        .expect("apply CRD");
 }
 
 /// Names of the objects of a list.

@@ -1,0 +1,108 @@
+//! The operator binary against its own fresh control plane (no CRD installed yet): it checks the
+//! kubeconfig, announces its monitored id, applies the CRD when asked and waits until it is
+//! Established, and shuts down cleanly on SIGTERM.
+
+mod support;
+
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use quarks_job::api::CRD_NAME;
+use support::process::{Running, quarks_job};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}
+
+#[tokio::test]
+async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
+    let cp = support::shared();
+    let client = support::admin_client().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    assert!(
+        crds.get_opt(CRD_NAME).await.unwrap().is_none(),
+        "a fresh control plane has no QuarksJob CRD"
+    );
+
+    // APPLY_CRD=false and MONITORED_ID from the environment
+    let mut cmd = quarks_job();
+    cmd.arg("--kubeconfig")
+        .arg(&cp.kubeconfig)
+        .env("APPLY_CRD", "false")
+        .env("MONITORED_ID", "env-test");
+    let mut op = Running::start(cmd);
+    op.wait_for_log("Waiting for Quarks job resources", WAIT);
+    let log = op.stderr();
+    assert!(
+        log.contains(&format!(
+            "Starting quarks-job {}, monitoring namespaces labeled with 'env-test'",
+            quarks_job::VERSION
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("quarks-job docker image: cfcontainerization/quarks-job:"),
+        "{log}"
+    );
+    assert!(!log.contains("Applying CRDs..."), "{log}");
+    assert!(
+        crds.get_opt(CRD_NAME).await.unwrap().is_none(),
+        "--apply-crd=false must not apply the CRD"
+    );
+    let status = op.terminate();
+    assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
+
+    // the default applies the CRD and returns only once it is Established
+    let mut cmd = quarks_job();
+    cmd.arg("--kubeconfig").arg(&cp.kubeconfig).args([
+        "--monitored-id",
+        "switch-test",
+        "--log-format",
+        "json",
+    ]);
+    let mut op = Running::start(cmd);
+    op.wait_for_log("Waiting for Quarks job resources", WAIT);
+    let log = op.stderr();
+    let crd = crds
+        .get(CRD_NAME)
+        .await
+        .expect("CRD applied by the operator");
+    assert!(
+        established(&crd),
+        "established before the operator goes on: {:?}",
+        crd.status
+    );
+    for line in log.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+    assert!(log.contains("Applying CRDs..."), "{log}");
+    assert!(
+        log.contains("monitoring namespaces labeled with 'switch-test'"),
+        "{log}"
+    );
+    assert!(op.terminate().success());
+
+    // a second start finds the CRD in place and applies it again without trouble
+    let mut cmd = quarks_job();
+    cmd.env("KUBECONFIG", &cp.kubeconfig);
+    let mut op = Running::start(cmd);
+    op.wait_for_log("is established", WAIT);
+    assert!(op.stderr().contains("labeled with 'default'"));
+    assert!(op.terminate().success());
+    let generation = crds.get(CRD_NAME).await.unwrap().metadata.generation;
+    assert_eq!(
+        generation,
+        Some(1),
+        "re-applying an unchanged CRD changes nothing"
+    );
+}

@@ -1,0 +1,105 @@
+//! Running the real `quarks-job` binary as a child process and reading its log lines.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Environment variables the binary reads; cleared so the caller's shell cannot leak in.
+pub const OPERATOR_ENV: &[&str] = &[
+    "APPLY_CRD",
+    "CTX_TIMEOUT",
+    "DOCKER_IMAGE_ORG",
+    "DOCKER_IMAGE_PULL_POLICY",
+    "DOCKER_IMAGE_REPOSITORY",
+    "DOCKER_IMAGE_TAG",
+    "KUBECONFIG",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "MAX_WORKERS",
+    "MELTDOWN_DURATION",
+    "MELTDOWN_REQUEUE_AFTER",
+    "MONITORED_ID",
+    "NAMESPACE",
+    "POD_NAME",
+    "RUST_LOG",
+];
+
+/// A `Command` for the quarks-job binary with a clean environment for its own variables.
+pub fn quarks_job() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarks-job"));
+    for var in OPERATOR_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A running binary whose stderr is collected line by line.
+pub struct Running {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// Start `cmd` with stderr captured.
+    pub fn start(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start quarks-job");
+        let pipe = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Running { child, stderr }
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Wait until stderr contains `needle`; panic with the log after `timeout` or if the process
+    /// exits first.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while !self.stderr().contains(needle) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100)); // let the reader drain
+                if self.stderr().contains(needle) {
+                    return;
+                }
+                panic!(
+                    "quarks-job exited ({status}) before logging {needle:?}:\n{}",
+                    self.stderr()
+                );
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no {needle:?} in the log after {timeout:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait for quarks-job")
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
