@@ -5,6 +5,7 @@ pub mod api;
 pub mod certs;
 pub mod cli;
 pub mod error;
+pub mod health;
 pub mod operator;
 pub mod persist;
 pub mod reconcile;

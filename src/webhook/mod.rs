@@ -1,5 +1,11 @@
-//! The admission webhook served by axum over rustls: `/mutate-pods` adds output volumes, the
-//! output-persisting container and the newest versioned secret names to QuarksJob pods;
-//! `/validate-quarksjobs` rejects QuarksJobs that cannot work.
+//! The admission webhook served by axum over rustls. `server` serves a router over TLS with
+//! limits and graceful shutdown; the health port lives in `crate::health`.
 //!
-//! Not built yet: this is the webhook issue's work.
+//! Still to come (webhook issue): `/mutate-pods` (output volumes, the output-persisting
+//! container, newest versioned secret names) and `/validate-quarksjobs`.
+
+mod server;
+
+pub use server::{
+    BODY_LIMIT, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT, serve_tls, with_limits,
+};
