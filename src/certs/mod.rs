@@ -1,14 +1,21 @@
-//! Self-managed webhook certificates: an rcgen CA and serving certificate (`authority`), served
-//! through a hot-swappable rustls resolver (`resolver`).
+//! Self-managed webhook certificates: an rcgen CA and serving certificate (`authority`), kept in
+//! a Secret shared by restarts and replicas (`store`), served through a hot-swappable rustls
+//! resolver (`resolver`).
 //!
-//! Still to come (webhook issue): keeping them in a Secret, rotation, and patching the
-//! `caBundle` of the webhook configurations.
+//! Still to come (webhook issue): the rotation loop, user-provided certificates from a
+//! directory, and patching the `caBundle` of the webhook configurations.
 
 mod authority;
+mod registration;
 mod resolver;
+mod store;
 
 pub use authority::{
     Authority, CA_LIFETIME, CertError, CertInfo, SERVING_LIFETIME, ServingCert, inspect,
     rotation_due, rotation_time, webhook_sans,
 };
+pub use registration::{MUTATE_PODS_PATH, Registration, Target, VALIDATE_QUARKSJOBS_PATH};
 pub use resolver::{HotSwapResolver, certified_key, server_config};
+pub use store::{
+    Bundle, CA_CRT, CA_KEY, Plan, StoreError, TLS_CRT, TLS_KEY, ensure, execute, plan, secret_data,
+};

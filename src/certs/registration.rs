@@ -1,0 +1,295 @@
+//! Registering the webhooks with the apiserver: a `MutatingWebhookConfiguration` for job pods and
+//! a `ValidatingWebhookConfiguration` for QuarksJobs, created or patched in place (server-side
+//! apply, never delete and re-create) with the current `caBundle`.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kube::Client;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+
+use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME};
+
+/// Path of the pod mutation endpoint.
+pub const MUTATE_PODS_PATH: &str = "/mutate-pods";
+/// Path of the QuarksJob validation endpoint.
+pub const VALIDATE_QUARKSJOBS_PATH: &str = "/validate-quarksjobs";
+/// Field manager of the registrations.
+const FIELD_MANAGER: &str = "quarks-job-webhook";
+/// The apiserver waits at most this long for an answer.
+const TIMEOUT_SECONDS: i32 = 10;
+
+/// How the apiserver reaches the webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// In the cluster: through a Service.
+    Service {
+        /// Namespace of the Service (the operator namespace).
+        namespace: String,
+        /// Name of the Service.
+        name: String,
+        /// Port of the Service.
+        port: i32,
+    },
+    /// Outside the cluster (local runs, tests): `https://<host>:<port>`.
+    Url {
+        /// Host name or IP address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+/// What the registrations depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// Name of both configurations.
+    pub name: String,
+    /// Only namespaces labelled `quarks.cloudfoundry.org/monitored=<id>` are sent.
+    pub monitored_id: String,
+    /// The operator's namespace, never sent to the pod webhook.
+    pub operator_namespace: String,
+    /// How to reach the webhook.
+    pub target: Target,
+}
+
+impl Registration {
+    fn client_config(&self, path: &str, ca_bundle: &[u8]) -> WebhookClientConfig {
+        let ca_bundle = Some(ByteString(ca_bundle.to_vec()));
+        match &self.target {
+            Target::Service {
+                namespace,
+                name,
+                port,
+            } => WebhookClientConfig {
+                ca_bundle,
+                service: Some(ServiceReference {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    path: Some(path.into()),
+                    port: Some(*port),
+                }),
+                url: None,
+            },
+            Target::Url { host, port } => {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                WebhookClientConfig {
+                    ca_bundle,
+                    service: None,
+                    url: Some(format!("https://{host}:{port}{path}")),
+                }
+            }
+        }
+    }
+
+    fn namespace_selector(&self) -> LabelSelector {
+        LabelSelector {
+            match_labels: Some([(LABEL_MONITORED.to_string(), self.monitored_id.clone())].into()),
+            // `kubernetes.io/metadata.name` is set on every namespace from Kubernetes 1.21; on
+            // older servers the label is missing and `NotIn` matches, which is harmless.
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".into(),
+                operator: "NotIn".into(),
+                values: Some(vec![self.operator_namespace.clone()]),
+            }]),
+        }
+    }
+
+    fn metadata(&self) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(self.name.clone()),
+            labels: Some(
+                [(
+                    "app.kubernetes.io/managed-by".to_string(),
+                    "quarks-job".to_string(),
+                )]
+                .into(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// The pod webhook: job pods (label `quarks.cloudfoundry.org/qjob-name`) created in monitored
+    /// namespaces. `failurePolicy: Fail`, because a job pod admitted unmutated would silently
+    /// lose its output.
+    pub fn mutating(&self, ca_bundle: &[u8]) -> MutatingWebhookConfiguration {
+        MutatingWebhookConfiguration {
+            metadata: self.metadata(),
+            webhooks: Some(vec![MutatingWebhook {
+                name: "mutate-pods.quarks.cloudfoundry.org".into(),
+                admission_review_versions: vec!["v1".into()],
+                client_config: self.client_config(MUTATE_PODS_PATH, ca_bundle),
+                failure_policy: Some("Fail".into()),
+                match_policy: Some("Equivalent".into()),
+                namespace_selector: Some(self.namespace_selector()),
+                object_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: LABEL_QJOB_NAME.into(),
+                        operator: "Exists".into(),
+                        values: None,
+                    }]),
+                    match_labels: None,
+                }),
+                reinvocation_policy: Some("IfNeeded".into()),
+                rules: Some(vec![RuleWithOperations {
+                    api_groups: Some(vec!["".into()]),
+                    api_versions: Some(vec!["v1".into()]),
+                    operations: Some(vec!["CREATE".into()]),
+                    resources: Some(vec!["pods".into()]),
+                    scope: Some("Namespaced".into()),
+                }]),
+                side_effects: "None".into(),
+                timeout_seconds: Some(TIMEOUT_SECONDS),
+                ..Default::default()
+            }]),
+        }
+    }
+
+    /// The QuarksJob webhook. `failurePolicy: Ignore`, so a stopped operator does not block
+    /// `kubectl apply` of QuarksJobs (the schema still checks the basics; the reconciler reports
+    /// what the webhook would have rejected).
+    pub fn validating(&self, ca_bundle: &[u8]) -> ValidatingWebhookConfiguration {
+        ValidatingWebhookConfiguration {
+            metadata: self.metadata(),
+            webhooks: Some(vec![ValidatingWebhook {
+                name: "validate-quarksjobs.quarks.cloudfoundry.org".into(),
+                admission_review_versions: vec!["v1".into()],
+                client_config: self.client_config(VALIDATE_QUARKSJOBS_PATH, ca_bundle),
+                failure_policy: Some("Ignore".into()),
+                match_policy: Some("Equivalent".into()),
+                namespace_selector: Some(self.namespace_selector()),
+                rules: Some(vec![RuleWithOperations {
+                    api_groups: Some(vec!["quarks.cloudfoundry.org".into()]),
+                    api_versions: Some(vec!["v1alpha1".into()]),
+                    operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                    resources: Some(vec!["quarksjobs".into()]),
+                    scope: Some("Namespaced".into()),
+                }]),
+                side_effects: "None".into(),
+                timeout_seconds: Some(TIMEOUT_SECONDS),
+                ..Default::default()
+            }]),
+        }
+    }
+
+    /// Create or patch both configurations with this `caBundle`.
+    pub async fn apply(&self, client: Client, ca_bundle: &[u8]) -> Result<(), kube::Error> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .patch(&self.name, &params, &Patch::Apply(self.mutating(ca_bundle)))
+            .await?;
+        Api::<ValidatingWebhookConfiguration>::all(client)
+            .patch(
+                &self.name,
+                &params,
+                &Patch::Apply(self.validating(ca_bundle)),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(target: Target) -> Registration {
+        Registration {
+            name: "quarks-job-staging".into(),
+            monitored_id: "staging".into(),
+            operator_namespace: "quarks".into(),
+            target,
+        }
+    }
+
+    #[test]
+    fn pod_webhook_matches_only_job_pods_of_monitored_namespaces() {
+        let r = registration(Target::Service {
+            namespace: "quarks".into(),
+            name: "qjob-webhook".into(),
+            port: 443,
+        });
+        let config = r.mutating(b"CA");
+        let hook = &config.webhooks.as_ref().unwrap()[0];
+        assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(hook.side_effects, "None");
+        assert_eq!(hook.reinvocation_policy.as_deref(), Some("IfNeeded"));
+        assert!(hook.timeout_seconds.unwrap() <= 10);
+        assert_eq!(hook.admission_review_versions, ["v1"]);
+        let ns = hook.namespace_selector.as_ref().unwrap();
+        assert_eq!(
+            ns.match_labels.as_ref().unwrap()[LABEL_MONITORED],
+            "staging"
+        );
+        let not_in = &ns.match_expressions.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                not_in.operator.as_str(),
+                not_in.values.as_ref().unwrap()[0].as_str()
+            ),
+            ("NotIn", "quarks")
+        );
+        let obj = &hook
+            .object_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            (obj.key.as_str(), obj.operator.as_str()),
+            (LABEL_QJOB_NAME, "Exists")
+        );
+        let rule = &hook.rules.as_ref().unwrap()[0];
+        assert_eq!(rule.resources.as_ref().unwrap()[0], "pods");
+        assert_eq!(rule.operations.as_ref().unwrap().as_slice(), ["CREATE"]);
+        let svc = hook.client_config.service.as_ref().unwrap();
+        assert_eq!(
+            (svc.name.as_str(), svc.path.as_deref(), svc.port),
+            ("qjob-webhook", Some(MUTATE_PODS_PATH), Some(443))
+        );
+        assert_eq!(hook.client_config.ca_bundle.as_ref().unwrap().0, b"CA");
+    }
+
+    #[test]
+    fn quarksjob_webhook_does_not_block_when_the_operator_is_down() {
+        let r = registration(Target::Url {
+            host: "127.0.0.1".into(),
+            port: 9443,
+        });
+        let config = r.validating(b"CA");
+        let hook = &config.webhooks.as_ref().unwrap()[0];
+        assert_eq!(hook.failure_policy.as_deref(), Some("Ignore"));
+        assert_eq!(
+            hook.client_config.url.as_deref(),
+            Some("https://127.0.0.1:9443/validate-quarksjobs")
+        );
+        assert!(hook.client_config.service.is_none());
+        let rule = &hook.rules.as_ref().unwrap()[0];
+        assert_eq!(rule.resources.as_ref().unwrap()[0], "quarksjobs");
+        assert_eq!(
+            rule.operations.as_ref().unwrap().as_slice(),
+            ["CREATE", "UPDATE"]
+        );
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        let r = registration(Target::Url {
+            host: "::1".into(),
+            port: 9443,
+        });
+        let config = r.mutating(b"CA");
+        assert_eq!(
+            config.webhooks.unwrap()[0].client_config.url.as_deref(),
+            Some("https://[::1]:9443/mutate-pods")
+        );
+    }
+}
