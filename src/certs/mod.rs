@@ -2,10 +2,12 @@
 //! a Secret shared by restarts and replicas (`store`), served through a hot-swappable rustls
 //! resolver (`resolver`).
 //!
-//! Still to come (webhook issue): the rotation loop, user-provided certificates from a
-//! directory, and patching the `caBundle` of the webhook configurations.
+//! `lifecycle` renews managed certificates before expiry and reloads user-provided ones from a
+//! directory, patching the webhook configurations' `caBundle` (`registration`) before a new CA
+//! is served.
 
 mod authority;
+mod lifecycle;
 mod registration;
 mod resolver;
 mod store;
@@ -13,6 +15,9 @@ mod store;
 pub use authority::{
     Authority, CA_LIFETIME, CertError, CertInfo, SERVING_LIFETIME, ServingCert, inspect,
     rotation_due, rotation_time, webhook_sans,
+};
+pub use lifecycle::{
+    DIR_POLL, LoadError, RECHECK, Source, apply, load, load_dir, maintain, next_check,
 };
 pub use registration::{MUTATE_PODS_PATH, Registration, Target, VALIDATE_QUARKSJOBS_PATH};
 pub use resolver::{HotSwapResolver, certified_key, server_config};
