@@ -5,10 +5,12 @@ pub mod api;
 pub mod certs;
 pub mod cli;
 pub mod error;
+pub mod names;
 pub mod operator;
 pub mod persist;
 pub mod reconcile;
 pub mod telemetry;
+pub mod versioned;
 pub mod webhook;
 
 pub use error::{Error, Result};
