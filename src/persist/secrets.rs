@@ -221,6 +221,7 @@ pub async fn write_versioned(
     owner: Option<&OwnerReference>,
 ) -> Result<Outcome, WriteFailure> {
     let desired = desired_content(p);
+    let mut taken = 0; // the last version number a create found taken
     for _ in 0..MAX_VERSION_ATTEMPTS {
         let existing = list_versions(api).await?;
         let metas = existing.iter().map(|s| &s.metadata);
@@ -230,7 +231,9 @@ pub async fn write_versioned(
                 return Ok(Outcome::Unchanged(n));
             }
         }
-        let n = versioned::next_version(&p.name, metas);
+        // A name can be taken without being listed: created after our LIST, or not labelled as
+        // a version at all. Never try a taken number twice.
+        let n = versioned::next_version(&p.name, metas).max(taken + 1);
         let name = versioned::versioned_name(&p.name, n)?;
         match api
             .create(
@@ -240,7 +243,7 @@ pub async fn write_versioned(
             .await
         {
             Ok(_) => return Ok(Outcome::NewVersion(n)),
-            Err(e) if is_status(&e, |s| s.is_already_exists()) => continue,
+            Err(e) if is_status(&e, |s| s.is_already_exists()) => taken = n,
             Err(e) => return Err(e.into()),
         }
     }
