@@ -45,7 +45,6 @@ pub async fn run(args: &PersistOutputArgs, kubeconfig: Option<&str>) -> Result<(
         .await
         .map_err(|e| PersistError::Connect(e.to_string()))?;
     let summary = persist(client, &settings).await?;
-    tracing::info!("{summary}");
     println!("{summary}");
     Ok(())
 }
