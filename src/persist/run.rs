@@ -296,6 +296,9 @@ pub async fn persist(client: Client, s: &Settings) -> Result<String, PersistErro
             ));
         }
     }
+    if report.is_empty() {
+        report.push("nothing to write".into());
+    }
     Ok(format!(
         "persisted output of pod '{pod_ref}' (QuarksJob '{qjob_name}'): {}",
         report.join(", ")
