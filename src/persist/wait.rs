@@ -9,7 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use tracing::{debug, warn};
+use tracing::warn;
 
 use super::PersistError;
 
@@ -111,14 +111,17 @@ fn evaluate(
     let on_failure =
         pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) == Some("OnFailure");
     let mut decided = BTreeMap::new();
+    let mut waiting = false;
     for t in targets {
+        let terminated = exit_code(pod, &t.container);
         match readiness(
-            exit_code(pod, &t.container),
+            terminated,
             on_failure,
             write_on_failure,
             missing_files(dir, t),
         ) {
-            Readiness::Waiting => return Ok(None),
+            Readiness::Waiting => waiting = true,
+            // a definite failure: report it without waiting for the other containers
             Readiness::Missing { exit_code, files } => {
                 return Err(PersistError::MissingOutput {
                     pod: pod_ref.to_string(),
@@ -131,6 +134,9 @@ fn evaluate(
                 decided.insert(t.container.clone(), r);
             }
         }
+    }
+    if waiting {
+        return Ok(None);
     }
     Ok(Some(decided))
 }
@@ -227,11 +233,10 @@ async fn wait_loop(
             },
             _ = tick.tick() => {}
         }
-        if let Some(pod) = last_seen.as_ref() {
-            if let Some(decided) = evaluate(pod, pod_ref, targets, dir, write_on_failure)? {
-                return Ok(decided);
-            }
-            debug!("waiting for the output of pod '{pod_ref}'");
+        if let Some(pod) = last_seen.as_ref()
+            && let Some(decided) = evaluate(pod, pod_ref, targets, dir, write_on_failure)?
+        {
+            return Ok(decided);
         }
     }
 }
@@ -356,6 +361,18 @@ mod tests {
         assert!(
             describe_waiting(Some(&p), &targets, dir.path())
                 .starts_with("container 'b' has not terminated nor")
+        );
+
+        // a container that ended without its file fails the run at once, while others still run
+        let p = pod(serde_json::json!([
+            {"name": "a", "state": running, "ready": true, "restartCount": 0, "image": "", "imageID": ""},
+            {"name": "b", "state": terminated(0), "ready": false, "restartCount": 0, "image": "", "imageID": ""},
+        ]));
+        let err = evaluate(&p, "n/p", &targets, dir.path(), false).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("container 'b' of pod 'n/p' terminated (exit code 0)"),
+            "{err}"
         );
 
         let p = pod(serde_json::json!([
