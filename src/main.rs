@@ -29,9 +29,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
-            Some(Command::PersistOutput(args)) => {
-                persist::run(args, cli.log.kubeconfig.as_deref()).await.map_err(Error::from)
-            }
+            Some(Command::PersistOutput(args)) => persist::run(args, cli.log.kubeconfig.as_deref())
+                .await
+                .map_err(Error::from),
             _ => operator::run(&cli.operator, cli.log.kubeconfig.as_deref()).await,
         }
     });

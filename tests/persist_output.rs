@@ -13,13 +13,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use quarks_job::api::QuarksJob;
 use serde_json::{Value, json};
 use support::kubelet::{self, State};
 use support::{
-    admin_client, delete_namespace, ensure_crd, eventually_some, kubectl, shared, test_namespace,
+    admin_client, delete_namespace, ensure_crd, eventually, eventually_some, kubectl, shared,
+    test_namespace,
 };
 
 /// Safety net for anything that waits; no assertion is about speed.
@@ -291,6 +292,20 @@ async fn one_output_becomes_a_secret_with_upstream_labels_and_is_overwritten_lat
         w.output_secrets().await,
         BTreeSet::from(["foo-busybox".to_string()])
     );
+
+    // owned by the QuarksJob: the garbage collector removes it with the QuarksJob (upstream kept
+    // plain output Secrets forever)
+    let qjobs: Api<QuarksJob> = Api::namespaced(w.client.clone(), &w.ns);
+    qjobs
+        .delete("foo", &DeleteParams::background())
+        .await
+        .unwrap();
+    eventually(
+        WAIT,
+        "the output Secret to be garbage-collected",
+        || async { w.secret("foo-busybox").await.is_none() },
+    )
+    .await;
     delete_namespace(&w.client, &w.ns).await;
 }
 
