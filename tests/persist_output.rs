@@ -300,8 +300,9 @@ async fn one_output_becomes_a_secret_with_upstream_labels_and_is_overwritten_lat
         .delete("foo", &DeleteParams::background())
         .await
         .unwrap();
+    // the garbage collector sees a new CRD's objects only after its next discovery (every 30 s)
     eventually(
-        WAIT,
+        WAIT * 2,
         "the output Secret to be garbage-collected",
         || async { w.secret("foo-busybox").await.is_none() },
     )
