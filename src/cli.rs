@@ -183,6 +183,27 @@ pub struct PersistOutputArgs {
     /// (NAMESPACE) namespace where persist output will run
     #[arg(long, env = "NAMESPACE", hide_env = true, default_value = "default", value_parser = non_empty("the namespace"))]
     pub namespace: String,
+
+    /// (POD_NAME) name of the pod persist output runs in (set it from the downward API); defaults to the hostname
+    #[arg(long, env = "POD_NAME", hide_env = true)]
+    pub pod_name: Option<String>,
+
+    /// (OUTPUT_DIR) directory holding each container's output files as <dir>/<container>/<file>
+    #[arg(long, env = "OUTPUT_DIR", hide_env = true, default_value = "/mnt/quarks", value_parser = non_empty("the output directory"))]
+    pub output_dir: String,
+
+    /// (OUTPUT_TIMEOUT) seconds to wait for the containers' output at most; 0 waits as long as they run
+    #[arg(long, env = "OUTPUT_TIMEOUT", hide_env = true, default_value_t = 0)]
+    pub timeout: u64,
+
+    /// (VERSIONED_SECRET_HISTORY) versions to keep per versioned secret (never the ones current pods use); 0 keeps all
+    #[arg(
+        long,
+        env = "VERSIONED_SECRET_HISTORY",
+        hide_env = true,
+        default_value_t = 0
+    )]
+    pub versioned_secret_history: usize,
 }
 
 fn non_empty(what: &'static str) -> impl TypedValueParser<Value = String> {
@@ -308,6 +329,28 @@ mod tests {
             Some(Command::PersistOutput(a)) => assert_eq!(a.namespace, "ns1"),
             other => panic!("unexpected {other:?}"),
         }
+        let p = parse(&[
+            "persist-output",
+            "--pod-name",
+            "p1",
+            "--output-dir",
+            "/tmp/o",
+            "--timeout",
+            "30",
+            "--versioned-secret-history",
+            "3",
+        ])
+        .unwrap();
+        match p.command {
+            Some(Command::PersistOutput(a)) => {
+                assert_eq!(a.pod_name.as_deref(), Some("p1"));
+                assert_eq!(a.output_dir, "/tmp/o");
+                assert_eq!((a.timeout, a.versioned_secret_history), (30, 3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(parse(&["persist-output", "--timeout", "soon"]).is_err());
+        assert!(parse(&["persist-output", "--output-dir", ""]).is_err());
         // log flags are global
         let p = parse(&["persist-output", "--log-level", "info"]).unwrap();
         assert_eq!(p.log.log_level, "info");
@@ -330,6 +373,28 @@ mod tests {
             "MELTDOWN_DURATION",
             "MELTDOWN_REQUEUE_AFTER",
             "MONITORED_ID",
+        ] {
+            assert!(
+                help.contains(&format!("({env})")),
+                "help lacks {env}:\n{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn persist_output_help_names_every_env_var() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("persist-output")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for env in [
+            "NAMESPACE",
+            "POD_NAME",
+            "OUTPUT_DIR",
+            "OUTPUT_TIMEOUT",
+            "VERSIONED_SECRET_HISTORY",
         ] {
             assert!(
                 help.contains(&format!("({env})")),

@@ -39,6 +39,10 @@ pub enum Error {
     /// Local I/O (signals, files).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+
+    /// `persist-output` failed.
+    #[error("persist-output failed: {0}")]
+    Persist(#[from] crate::persist::PersistError),
 }
 
 impl Error {
@@ -51,6 +55,7 @@ impl Error {
             Error::CrdNotEstablished { .. } => "crd_not_established",
             Error::NotImplemented(_) => "not_implemented",
             Error::Io(_) => "io",
+            Error::Persist(e) => e.metric_label(),
         }
     }
 }

@@ -6,10 +6,12 @@ pub mod certs;
 pub mod cli;
 pub mod error;
 pub mod health;
+pub mod names;
 pub mod operator;
 pub mod persist;
 pub mod reconcile;
 pub mod telemetry;
+pub mod versioned;
 pub mod webhook;
 
 pub use error::{Error, Result};

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quarks_job::cli::{Cli, Command};
-use quarks_job::{Error, api, cli, operator, telemetry};
+use quarks_job::{Error, api, cli, operator, persist, telemetry};
 
 fn main() -> ExitCode {
     quarks_job::install_crypto_provider();
@@ -32,7 +32,9 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
-            Some(Command::PersistOutput(_)) => Err(Error::NotImplemented("persist-output")),
+            Some(Command::PersistOutput(args)) => persist::run(args, cli.log.kubeconfig.as_deref())
+                .await
+                .map_err(Error::from),
             _ => operator::run(&cli.operator, cli.log.kubeconfig.as_deref()).await,
         }
     });

@@ -1,0 +1,234 @@
+//! Errors of `persist-output`. Every message names the pod (`namespace/pod`) and, where there is
+//! one, the container, the file and the Secret.
+
+use std::time::Duration;
+
+use super::secrets::WriteFailure;
+
+/// Errors of `persist-output`.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// Could not build a client or reach the apiserver.
+    #[error("cannot connect to the apiserver: {0}")]
+    Connect(String),
+
+    /// Neither `POD_NAME` nor a hostname.
+    #[error("cannot tell which pod this is: POD_NAME is not set and the hostname is unreadable")]
+    NoPodName,
+
+    /// An API call that is not a Secret write failed.
+    #[error("failed to {action}: {source}")]
+    Kube {
+        /// What was attempted, naming the object.
+        action: String,
+        /// What the apiserver said.
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// The pod does not belong to a QuarksJob.
+    #[error("pod '{pod}' has no label '{label}', so it belongs to no QuarksJob")]
+    NotAQuarksJobPod {
+        /// `namespace/pod`
+        pod: String,
+        /// The label looked for.
+        label: &'static str,
+    },
+
+    /// A container whose output is to be written ended without writing its files.
+    #[error(
+        "container '{container}' of pod '{pod}' terminated (exit code {exit_code}) without writing {}",
+        quoted(files)
+    )]
+    MissingOutput {
+        /// `namespace/pod`
+        pod: String,
+        /// The container.
+        container: String,
+        /// Its exit code.
+        exit_code: i32,
+        /// The missing files, as paths in the output directory.
+        files: Vec<String>,
+    },
+
+    /// The pod went away while its output was awaited.
+    #[error("pod '{pod}' was deleted while waiting for its output")]
+    PodDeleted {
+        /// `namespace/pod`
+        pod: String,
+    },
+
+    /// `--timeout` passed.
+    #[error("timed out after {after:?} waiting for the output of pod '{pod}': {waiting}")]
+    Timeout {
+        /// `namespace/pod`
+        pod: String,
+        /// The limit.
+        after: Duration,
+        /// What was still missing.
+        waiting: String,
+    },
+
+    /// Files that cannot become Secrets; nothing was written.
+    #[error("nothing written, invalid output in pod '{pod}': {}", problems.join("; "))]
+    InvalidOutput {
+        /// `namespace/pod`
+        pod: String,
+        /// One line per file: container, file, reason.
+        problems: Vec<String>,
+    },
+
+    /// Writing a Secret failed.
+    #[error(
+        "failed to write secret '{secret}' from file '{file}' of container '{container}' in pod '{pod}'{}: {source}",
+        written_note(written)
+    )]
+    Write {
+        /// `namespace/pod`
+        pod: String,
+        /// The container.
+        container: String,
+        /// The file.
+        file: String,
+        /// `namespace/name` of the Secret.
+        secret: String,
+        /// Secrets already written in this run.
+        written: Box<[String]>,
+        /// What went wrong.
+        #[source]
+        source: Box<WriteFailure>,
+    },
+
+    /// Old versions could not be deleted (everything was written).
+    #[error("wrote all output but failed to prune old versions of '{secret}': {source}")]
+    Prune {
+        /// `namespace/name` prefix.
+        secret: String,
+        /// What the apiserver said.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+fn quoted(files: &[String]) -> String {
+    files
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn written_note(written: &[String]) -> String {
+    if written.is_empty() {
+        " (nothing was written)".to_string()
+    } else {
+        format!(" (already written: {})", written.join(", "))
+    }
+}
+
+impl PersistError {
+    /// A short label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            PersistError::Connect(_) => "connect",
+            PersistError::NoPodName => "no_pod_name",
+            PersistError::Kube { .. } => "kube",
+            PersistError::NotAQuarksJobPod { .. } => "not_a_qjob_pod",
+            PersistError::MissingOutput { .. } => "missing_output",
+            PersistError::PodDeleted { .. } => "pod_deleted",
+            PersistError::Timeout { .. } => "timeout",
+            PersistError::InvalidOutput { .. } => "invalid_output",
+            PersistError::Write { .. } => "write_secret",
+            PersistError::Prune { .. } => "prune",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error() -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("secrets is forbidden", "Forbidden")
+                .with_code(403)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn labels_are_short_and_distinct() {
+        let all = [
+            PersistError::Connect("x".into()),
+            PersistError::NoPodName,
+            PersistError::Kube {
+                action: "get pod".into(),
+                source: Box::new(api_error()),
+            },
+            PersistError::NotAQuarksJobPod {
+                pod: "n/p".into(),
+                label: "l",
+            },
+            PersistError::MissingOutput {
+                pod: "n/p".into(),
+                container: "c".into(),
+                exit_code: 0,
+                files: vec![],
+            },
+            PersistError::PodDeleted { pod: "n/p".into() },
+            PersistError::Timeout {
+                pod: "n/p".into(),
+                after: Duration::from_secs(1),
+                waiting: "c".into(),
+            },
+            PersistError::InvalidOutput {
+                pod: "n/p".into(),
+                problems: vec![],
+            },
+            PersistError::Write {
+                pod: "n/p".into(),
+                container: "c".into(),
+                file: "f".into(),
+                secret: "n/s".into(),
+                written: Box::new([]),
+                source: Box::new(WriteFailure::Conflicts(3)),
+            },
+            PersistError::Prune {
+                secret: "n/s".into(),
+                source: Box::new(api_error()),
+            },
+        ];
+        let labels: std::collections::BTreeSet<_> =
+            all.iter().map(PersistError::metric_label).collect();
+        assert_eq!(labels.len(), all.len());
+        assert!(labels.iter().all(|l| l.len() <= 24 && !l.contains(' ')));
+    }
+
+    #[test]
+    fn messages_name_pod_container_and_file() {
+        let e = PersistError::MissingOutput {
+            pod: "ns/p".into(),
+            container: "busybox".into(),
+            exit_code: 0,
+            files: vec!["/mnt/quarks/busybox/output.json".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "container 'busybox' of pod 'ns/p' terminated (exit code 0) without writing '/mnt/quarks/busybox/output.json'"
+        );
+        let e = PersistError::Write {
+            pod: "ns/p".into(),
+            container: "c".into(),
+            file: "f.json".into(),
+            secret: "ns/s".into(),
+            written: Box::new(["ns/a".into()]),
+            source: Box::new(WriteFailure::Kube(api_error())),
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("secret 'ns/s' from file 'f.json' of container 'c' in pod 'ns/p'"),
+            "{text}"
+        );
+        assert!(text.contains("(already written: ns/a)"), "{text}");
+    }
+}

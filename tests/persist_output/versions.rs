@@ -1,0 +1,221 @@
+//! Versioned output: new versions only on change, concurrent writers, taken numbers, retention.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::ResourceExt;
+use kube::api::PostParams;
+use serde_json::json;
+
+use crate::support::delete_namespace;
+use crate::support::kubelet::{self, State};
+use crate::world::{HELLO, LABEL_VERSION, WAIT, data, map, ok, world};
+
+#[tokio::test]
+async fn versioned_output_gets_a_new_version_only_when_it_changes() {
+    let w = world("po-versioned").await;
+    let q = w
+        .qjob(
+            "foo",
+            Some(json!({
+                "secretLabels": {"key": "value", "fake-label": "fake-deployment"},
+                "outputMap": {"busybox": {"output.json": {"name": "foo-busybox", "versioned": true,
+                    "secretLabels": {"quarks.cloudfoundry.org/entanglement": "foo-busybox"}}}},
+            })),
+        )
+        .await;
+    w.pod("p", "foo", &[("busybox", json!([]))]).await;
+    let dir = w.out_dir("p");
+    w.write(&dir, "busybox", "output.json", HELLO);
+    w.finish("p", &[("busybox", State::Terminated(0))]).await;
+
+    let stdout = ok(&w.run("p", &dir, &[]).await);
+    assert!(stdout.contains("'foo-busybox-v1' created"), "{stdout}");
+    let v1 = w.secret("foo-busybox-v1").await.expect("first version");
+    assert_eq!(
+        v1.labels().clone(),
+        map(&[
+            ("quarks.cloudfoundry.org/entanglement", "foo-busybox"),
+            ("quarks.cloudfoundry.org/container-name", "busybox"),
+            ("fake-label", "fake-deployment"),
+            ("quarks.cloudfoundry.org/secret-kind", "versionedSecret"),
+            (LABEL_VERSION, "1"),
+            ("key", "value"),
+        ])
+    );
+    assert_eq!(
+        v1.annotations()["quarks.cloudfoundry.org/source-description"],
+        "created by quarksJob"
+    );
+    let owner = &v1.owner_references()[0];
+    assert_eq!(
+        (owner.name.as_str(), owner.uid.as_str(), owner.controller),
+        ("foo", q.uid().unwrap().as_str(), Some(true))
+    );
+    assert_eq!(owner.api_version, "quarks.cloudfoundry.org/v1alpha1");
+
+    // identical second run: no new version
+    let stdout = ok(&w.run("p", &dir, &[]).await);
+    assert!(stdout.contains("'foo-busybox-v1' unchanged"), "{stdout}");
+    assert_eq!(
+        w.output_secrets().await,
+        BTreeSet::from(["foo-busybox-v1".to_string()])
+    );
+
+    // changed output: -v2, and -v1 stays as it was
+    w.write(&dir, "busybox", "output.json", br#"{"hello": "changed"}"#);
+    let stdout = ok(&w.run("p", &dir, &[]).await);
+    assert!(stdout.contains("'foo-busybox-v2' created"), "{stdout}");
+    let v2 = w.secret("foo-busybox-v2").await.expect("second version");
+    assert_eq!(data(&v2), map(&[("hello", "changed")]));
+    assert_eq!(v2.labels()[LABEL_VERSION], "2");
+    assert_eq!(
+        data(&w.secret("foo-busybox-v1").await.unwrap()),
+        map(&[("hello", "world")])
+    );
+    delete_namespace(&w.client, &w.ns).await;
+}
+
+#[tokio::test]
+async fn concurrent_runs_write_distinct_versions_and_lose_nothing() {
+    const WRITERS: usize = 4;
+    let w = world("po-race").await;
+    w.qjob(
+        "foo",
+        Some(json!({"outputMap": {"busybox": {"o.json": {"name": "shared", "versioned": true}}}})),
+    )
+    .await;
+    let pods: Vec<String> = (1..=WRITERS).map(|i| format!("p{i}")).collect();
+    let mut runs = Vec::new();
+    for pod in &pods {
+        w.pod(pod, "foo", &[("busybox", json!([]))]).await;
+        w.finish(pod, &[("busybox", State::Running)]).await;
+        let dir = w.out_dir(pod);
+        w.write(
+            &dir,
+            "busybox",
+            "o.json",
+            format!(r#"{{"from": "{pod}"}}"#).as_bytes(),
+        );
+        let child = w.command(pod, &dir, &[]).spawn().unwrap();
+        runs.push(tokio::spawn(child.wait_with_output()));
+    }
+    // all writers wait; end their containers at once so that they race for the same numbers
+    futures::future::join_all(
+        pods.iter()
+            .map(|pod| w.finish(pod, &[("busybox", State::Terminated(0))])),
+    )
+    .await;
+    for run in runs {
+        ok(&tokio::time::timeout(WAIT, run)
+            .await
+            .expect("persist-output ended")
+            .unwrap()
+            .unwrap());
+    }
+    let versions: BTreeSet<String> = (1..=WRITERS).map(|n| format!("shared-v{n}")).collect();
+    assert_eq!(w.output_secrets().await, versions);
+    let mut froms = BTreeSet::new();
+    for name in &versions {
+        froms.insert(data(&w.secret(name).await.unwrap())["from"].clone());
+    }
+    assert_eq!(froms, pods.iter().cloned().collect(), "every write kept");
+    delete_namespace(&w.client, &w.ns).await;
+}
+
+/// A version number taken between persist-output's LIST and its CREATE (here: by a Secret that
+/// is not even labelled as a version, so no LIST ever shows it) makes it take the next one.
+#[tokio::test]
+async fn a_taken_version_number_moves_on_to_the_next() {
+    let w = world("po-taken").await;
+    w.qjob(
+        "foo",
+        Some(json!({"outputMap": {"busybox": {"o.json": {"name": "shared", "versioned": true}}}})),
+    )
+    .await;
+    let squatter: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "shared-v1"}, "stringData": {"x": "y"}}),
+    )
+    .unwrap();
+    w.secrets()
+        .create(&PostParams::default(), &squatter)
+        .await
+        .unwrap();
+    w.pod("p", "foo", &[("busybox", json!([]))]).await;
+    let dir = w.out_dir("p");
+    w.write(&dir, "busybox", "o.json", HELLO);
+    w.finish("p", &[("busybox", State::Terminated(0))]).await;
+    let stdout = ok(&w.run("p", &dir, &[]).await);
+    assert!(stdout.contains("'shared-v2' created"), "{stdout}");
+    assert_eq!(
+        data(&w.secret("shared-v2").await.unwrap()),
+        map(&[("hello", "world")])
+    );
+    assert_eq!(
+        data(&w.secret("shared-v1").await.unwrap()),
+        map(&[("x", "y")]),
+        "the other writer's data stays"
+    );
+    delete_namespace(&w.client, &w.ns).await;
+}
+
+#[tokio::test]
+async fn retention_keeps_the_newest_and_what_pods_use() {
+    let w = world("po-retain").await;
+    w.qjob(
+        "foo",
+        Some(json!({"outputMap": {"busybox": {"o.json": {"name": "kept", "versioned": true}}}})),
+    )
+    .await;
+    w.pod("p", "foo", &[("busybox", json!([]))]).await;
+    w.finish("p", &[("busybox", State::Terminated(0))]).await;
+    let dir = w.out_dir("p");
+    let history = ["--versioned-secret-history", "2"];
+    for n in 1..=2 {
+        w.write(
+            &dir,
+            "busybox",
+            "o.json",
+            format!(r#"{{"n": "{n}"}}"#).as_bytes(),
+        );
+        ok(&w.run("p", &dir, &history).await);
+    }
+    // a consumer pod (not finished) uses the first version
+    let consumer: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "consumer"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                 "volumes": [{"name": "s", "secret": {"secretName": "kept-v1"}}]},
+    }))
+    .unwrap();
+    w.pods()
+        .create(&PostParams::default(), &consumer)
+        .await
+        .unwrap();
+    for n in 3..=4 {
+        w.write(
+            &dir,
+            "busybox",
+            "o.json",
+            format!(r#"{{"n": "{n}"}}"#).as_bytes(),
+        );
+        ok(&w.run("p", &dir, &history).await);
+    }
+    let names = ["kept-v1", "kept-v3", "kept-v4"].map(String::from);
+    assert_eq!(
+        w.output_secrets().await,
+        BTreeSet::from(names),
+        "v2 pruned; v1 is in use"
+    );
+    assert_eq!(data(&w.secret("kept-v4").await.unwrap())["n"], "4");
+
+    // once the consumer has finished, its version may go too
+    kubelet::finish_pod(&w.pods(), "consumer", 0).await;
+    w.write(&dir, "busybox", "o.json", br#"{"n": "5"}"#);
+    let stdout = ok(&w.run("p", &dir, &history).await);
+    assert!(stdout.contains("pruned"), "{stdout}");
+    assert_eq!(
+        w.output_secrets().await,
+        BTreeSet::from(["kept-v4", "kept-v5"].map(String::from))
+    );
+    delete_namespace(&w.client, &w.ns).await;
+}
