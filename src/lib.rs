@@ -6,6 +6,7 @@ pub mod certs;
 pub mod cli;
 pub mod error;
 pub mod health;
+pub mod kube_rules;
 pub mod names;
 pub mod operator;
 pub mod persist;

@@ -9,7 +9,6 @@ pub mod plan;
 pub mod retention;
 pub mod run;
 pub mod secrets;
-mod validation;
 pub mod wait;
 
 use std::path::PathBuf;

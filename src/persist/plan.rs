@@ -9,7 +9,7 @@ use crate::names::{sanitize, sanitize_subdomain};
 use crate::versioned;
 
 use super::parse::{self, ParseError};
-use super::validation::{data_key, dns_subdomain, label_value, qualified_name};
+use crate::kube_rules::{data_key, dns_subdomain, label_value, qualified_name};
 
 /// One Secret (or, when `versioned`, the next version of one) to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

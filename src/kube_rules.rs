@@ -1,6 +1,7 @@
-//! The apiserver's rules for what persist-output writes (object names, Secret keys, label and
-//! annotation keys, label values), checked up front so that a bad file fails the run before any
-//! Secret is written. Each error completes "<thing> …".
+//! The apiserver's rules for what quarks-job writes (object names, Secret keys, label and
+//! annotation keys, label values), checked up front: persist-output checks a whole run before it
+//! writes any Secret, and the QuarksJob webhook rejects names that could never be written. Each
+//! error completes "<thing> …".
 
 /// A Secret data key: at most 253 characters of `[-._a-zA-Z0-9]`, not `.` or `..`.
 pub fn data_key(key: &str) -> Result<(), &'static str> {
