@@ -5,6 +5,7 @@
 //! container, newest versioned secret names) and `/validate-quarksjobs`.
 
 mod server;
+pub mod validate;
 
 pub use server::{
     BODY_LIMIT, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT, serve_tls, with_limits,

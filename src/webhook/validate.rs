@@ -1,0 +1,314 @@
+//! Validating a QuarksJob at apply time (pure). The CRD schema checks the typed parts; this
+//! checks what the schemaless `spec.template` and the output map must satisfy for the QuarksJob
+//! to ever work, with messages a user can act on. Things that work but are probably not meant
+//! (upstream's misplaced `spec.template.backoffLimit`) are warnings, not rejections, so existing
+//! manifests keep applying.
+
+use k8s_openapi::api::batch::v1::JobTemplateSpec;
+use serde_json::Value;
+
+use crate::api::QuarksJob;
+use crate::kube_rules::{dns_subdomain, qualified_name};
+use crate::names::sanitize_subdomain;
+use crate::versioned;
+
+/// The name of the container the webhook injects; users cannot have one of their own.
+pub const OUTPUT_PERSIST_CONTAINER: &str = "output-persist";
+
+/// The verdict on a QuarksJob.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Reasons to reject it; empty means allowed.
+    pub errors: Vec<String>,
+    /// Shown to the user by kubectl, the object is still accepted.
+    pub warnings: Vec<String>,
+}
+
+/// Validate a QuarksJob given as JSON (the object of an AdmissionReview).
+pub fn validate(object: &Value) -> Verdict {
+    let mut v = Verdict::default();
+    let spec = &object["spec"];
+    let template = &spec["template"];
+    for misplaced in [
+        "backoffLimit",
+        "activeDeadlineSeconds",
+        "completions",
+        "parallelism",
+    ] {
+        if template.get(misplaced).is_some() {
+            v.warnings.push(format!(
+                "spec.template.{misplaced} is ignored by Kubernetes: move it to spec.template.spec.{misplaced}"
+            ));
+        }
+    }
+    let job: JobTemplateSpec = match serde_json::from_value(template.clone()) {
+        Ok(job) => job,
+        Err(e) => {
+            v.errors.push(format!(
+                "spec.template is not a batch/v1 JobTemplateSpec: {e}"
+            ));
+            return v;
+        }
+    };
+    let qjob: QuarksJob = match serde_json::from_value(object.clone()) {
+        Ok(q) => q,
+        Err(e) => {
+            v.errors.push(format!("not a valid QuarksJob: {e}"));
+            return v;
+        }
+    };
+    let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let Some(pod) = pod else {
+        v.errors
+            .push("spec.template.spec.template.spec (the pod spec) is missing".into());
+        return v;
+    };
+    let at = "spec.template.spec.template.spec";
+    if pod.containers.is_empty() {
+        v.errors.push(format!(
+            "{at}.containers: at least one container is required"
+        ));
+    }
+    match pod.restart_policy.as_deref() {
+        Some("Never") | Some("OnFailure") => {}
+        other => v.errors.push(format!(
+            "{at}.restartPolicy must be Never or OnFailure for a Job (got {})",
+            other.unwrap_or("nothing, which means Always")
+        )),
+    }
+    for (kind, list) in [
+        ("containers", Some(&pod.containers)),
+        ("initContainers", pod.init_containers.as_ref()),
+    ] {
+        for (i, c) in list.into_iter().flatten().enumerate() {
+            if c.name == OUTPUT_PERSIST_CONTAINER {
+                v.errors.push(format!(
+                    "{at}.{kind}[{i}]: the name {OUTPUT_PERSIST_CONTAINER} is reserved for the container quarks-job adds"
+                ));
+            }
+            if c.image.as_deref().is_none_or(str::is_empty) {
+                v.errors
+                    .push(format!("{at}.{kind}[{i}] ({}): image is required", c.name));
+            }
+        }
+    }
+    if let Some(output) = &qjob.spec.output {
+        for key in output.secret_labels.keys() {
+            if let Err(e) = qualified_name(key) {
+                v.errors
+                    .push(format!("spec.output.secretLabels: key {key:?} {e}"));
+            }
+        }
+        for (container, files) in &output.output_map {
+            if !pod.containers.iter().any(|c| &c.name == container) {
+                let names: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+                v.errors.push(format!(
+                    "spec.output.outputMap.{container}: no container of that name in the template (containers: {})",
+                    names.join(", ")
+                ));
+            }
+            for (file, options) in files {
+                let at = format!("spec.output.outputMap.{container}.{file:?}");
+                check_secret_name(&mut v, &at, &options.name, options.versioned);
+                for key in options
+                    .secret_labels
+                    .keys()
+                    .chain(options.secret_annotations.keys())
+                {
+                    if let Err(e) = qualified_name(key) {
+                        v.errors
+                            .push(format!("{at}: label/annotation key {key:?} {e}"));
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+fn check_secret_name(v: &mut Verdict, at: &str, name: &str, versioned: bool) {
+    let sanitized = sanitize_subdomain(name);
+    if sanitized.is_empty() {
+        v.errors
+            .push(format!("{at}.name: {name:?} cannot become a Secret name"));
+        return;
+    }
+    // fan-out appends "-<key>" per key; only the prefix can be checked here
+    let full = if versioned {
+        versioned::versioned_name(&sanitized, 1).map_err(|e| e.to_string())
+    } else {
+        Ok(sanitized)
+    };
+    match full {
+        Ok(full) => {
+            if let Err(e) = dns_subdomain(&full) {
+                v.errors
+                    .push(format!("{at}.name: {name:?} becomes {full:?}, which {e}"));
+            }
+        }
+        Err(e) => v.errors.push(format!("{at}.name: {name:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn qjob(pod: Value, output: Option<Value>) -> Value {
+        let mut q = json!({
+            "apiVersion": "quarks.cloudfoundry.org/v1alpha1",
+            "kind": "QuarksJob",
+            "metadata": {"name": "q"},
+            "spec": {"trigger": {"strategy": "once"}, "template": {"spec": {"template": {"spec": pod}}}}
+        });
+        if let Some(o) = output {
+            q["spec"]["output"] = o;
+        }
+        q
+    }
+
+    fn good_pod() -> Value {
+        json!({"restartPolicy": "Never", "containers": [{"name": "jsonout", "image": "busybox"}]})
+    }
+
+    #[test]
+    fn a_good_quarksjob_passes() {
+        let out = json!({"outputMap": {"jsonout": {"output.json": {"name": "foo-json", "versioned": true}}}});
+        assert_eq!(validate(&qjob(good_pod(), Some(out))), Verdict::default());
+    }
+
+    #[test]
+    fn every_upstream_example_is_allowed_with_a_warning_for_the_misplaced_backoff_limit() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/upstream-examples");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+                if value["kind"] != "QuarksJob" {
+                    continue;
+                }
+                seen += 1;
+                let verdict = validate(&value);
+                assert!(
+                    verdict.errors.is_empty(),
+                    "{}: {:?}",
+                    path.display(),
+                    verdict.errors
+                );
+                let misplaced = value["spec"]["template"].get("backoffLimit").is_some();
+                assert_eq!(
+                    verdict.warnings.len(),
+                    usize::from(misplaced),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
+        assert_eq!(seen, 7);
+    }
+
+    #[test]
+    fn broken_templates_are_rejected_with_the_path() {
+        let v = validate(&qjob(json!({"containers": "busybox"}), None));
+        assert!(
+            v.errors[0].starts_with("spec.template is not a batch/v1 JobTemplateSpec"),
+            "{v:?}"
+        );
+
+        let v = validate(&qjob(
+            json!({"restartPolicy": "Never", "containers": []}),
+            None,
+        ));
+        assert_eq!(
+            v.errors,
+            ["spec.template.spec.template.spec.containers: at least one container is required"]
+        );
+
+        let v = validate(&qjob(
+            json!({"containers": [{"name": "a", "image": "i"}]}),
+            None,
+        ));
+        assert!(
+            v.errors[0].contains("restartPolicy must be Never or OnFailure"),
+            "{v:?}"
+        );
+
+        let mut q = qjob(good_pod(), None);
+        q["spec"]["template"] = json!({});
+        assert_eq!(
+            validate(&q).errors,
+            ["spec.template.spec.template.spec (the pod spec) is missing"]
+        );
+    }
+
+    #[test]
+    fn the_injected_container_name_is_reserved() {
+        let pod = json!({"restartPolicy": "Never", "containers": [{"name": "output-persist", "image": "i"}],
+                          "initContainers": [{"name": "output-persist", "image": "i"}]});
+        let v = validate(&qjob(pod, None));
+        assert_eq!(v.errors.len(), 2, "{v:?}");
+        assert!(v.errors.iter().all(|e| e.contains("reserved")));
+        let v = validate(&qjob(
+            json!({"restartPolicy": "Never", "containers": [{"name": "x"}]}),
+            None,
+        ));
+        assert_eq!(
+            v.errors,
+            ["spec.template.spec.template.spec.containers[0] (x): image is required"]
+        );
+    }
+
+    #[test]
+    fn output_map_must_name_template_containers_and_writable_secrets() {
+        let out = json!({"outputMap": {"jsonot": {"o.json": {"name": "foo"}}}});
+        let v = validate(&qjob(good_pod(), Some(out)));
+        assert_eq!(
+            v.errors,
+            [
+                "spec.output.outputMap.jsonot: no container of that name in the template (containers: jsonout)"
+            ]
+        );
+
+        let out = json!({"outputMap": {"jsonout": {"o.json": {"name": "!!!"}}}});
+        assert!(
+            validate(&qjob(good_pod(), Some(out))).errors[0]
+                .contains("cannot become a Secret name")
+        );
+        // upstream's sanitiser turns "___" into "-", which is no valid Secret name either
+        let out = json!({"outputMap": {"jsonout": {"o.json": {"name": "___"}}}});
+        let v = validate(&qjob(good_pod(), Some(out)));
+        assert!(v.errors[0].contains("becomes \"-\""), "{v:?}");
+
+        let out = json!({"outputMap": {"jsonout": {"o.json": {"name": "ok", "secretLabels": {"bad key!": "v"}}}}});
+        assert!(validate(&qjob(good_pod(), Some(out))).errors[0].contains("\"bad key!\""));
+
+        let out = json!({"outputMap": {"jsonout": {}}, "secretLabels": {"-x": "v"}});
+        assert!(
+            validate(&qjob(good_pod(), Some(out))).errors[0]
+                .starts_with("spec.output.secretLabels")
+        );
+    }
+
+    #[test]
+    fn long_names_are_sanitised_like_persist_output_does() {
+        // upstream truncates to 253 characters with an md5 suffix, so a long name is writable ...
+        let long = "a".repeat(300);
+        let out = json!({"outputMap": {"jsonout": {"o.json": {"name": long}}}});
+        assert_eq!(
+            validate(&qjob(good_pod(), Some(out))).errors,
+            Vec::<String>::new()
+        );
+        // ... but not as versions: `-v<N>` would exceed 253, which persist-output would refuse
+        let out = json!({"outputMap": {"jsonout": {"o.json": {"name": long, "versioned": true}}}});
+        let v = validate(&qjob(good_pod(), Some(out)));
+        assert_eq!(v.errors.len(), 1, "{v:?}");
+        assert!(v.errors[0].contains("253"), "{v:?}");
+    }
+}
