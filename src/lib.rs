@@ -7,6 +7,7 @@ pub mod cli;
 pub mod error;
 pub mod operator;
 pub mod persist;
+pub mod podrefs;
 pub mod reconcile;
 pub mod telemetry;
 pub mod webhook;
