@@ -22,7 +22,7 @@ pub enum State {
 /// with no restarts left): Running while any container runs, then Succeeded when every one
 /// exited 0, else Failed.
 pub fn phase_for(states: &[State]) -> &'static str {
-    if states.iter().any(|s| *s == State::Running) {
+    if states.contains(&State::Running) {
         "Running"
     } else if states.iter().all(|s| *s == State::Terminated(0)) {
         "Succeeded"
