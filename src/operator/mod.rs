@@ -1,7 +1,7 @@
 //! The operator process: connect, announce, apply the CRD, run until a shutdown signal.
 //!
-//! The reconciler and the webhook are later work; in this build the operator connects, applies
-//! the CRD and waits for SIGTERM/SIGINT.
+//! The reconciler runs until SIGTERM/SIGINT; reconciles in flight finish before the process
+//! exits (graceful shutdown). The webhook is later work.
 
 mod crd;
 
@@ -61,9 +61,15 @@ pub async fn run(args: &OperatorArgs, kubeconfig: Option<&str>) -> Result<()> {
         apply_crd(client.clone(), CRD_ESTABLISHED_TIMEOUT).await?;
         info!("CRD '{}' is established", crate::api::CRD_NAME);
     }
-    info!("Waiting for Quarks job resources... (this build has no controllers yet; stop with SIGTERM or SIGINT)");
-    shutdown_signal().await?;
-    info!("Shutting down");
+    info!("Registering Components");
+    let shutdown = async {
+        if let Err(e) = shutdown_signal().await {
+            tracing::error!("cannot listen for shutdown signals: {e}");
+            std::future::pending::<()>().await;
+        }
+        info!("Shutting down");
+    };
+    crate::reconcile::run(client, crate::reconcile::Config::from(args), shutdown).await;
     Ok(())
 }
 

@@ -1,0 +1,114 @@
+//! Wiring: one cluster-wide controller for QuarksJobs, triggered by
+//!
+//! * QuarksJobs themselves;
+//! * Jobs carrying the `qjob-name` label, mapped to their controlling QuarksJob;
+//! * namespaces (a reflector that is also the namespace cache of the monitored check), mapped to
+//!   every QuarksJob in them, so labelling a namespace later picks up its QuarksJobs;
+//! * ConfigMaps and Secrets, watched **metadata only**, mapped to the QuarksJobs of their
+//!   namespace that reference them (exact names; other versions of a versioned secret).
+//!
+//! The namespace gate is applied in the reconcile (against the cache), so one watch per kind
+//! serves every namespace.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::{Stream, StreamExt, future, stream};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::context::{Config, Context};
+use super::mapping;
+use super::reconciler::{error_policy, reconcile};
+use crate::api::QuarksJob;
+use crate::api::labels::LABEL_QJOB_NAME;
+use crate::podrefs::RefKind;
+
+/// Run the reconciler until `shutdown` resolves; reconciles in flight then finish (graceful
+/// shutdown).
+pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let (ns_reader, ns_writer) = reflector::store::<Namespace>();
+    let qjobs: Api<QuarksJob> = Api::all(client.clone());
+    let controller = Controller::new(qjobs, watcher::Config::default().any_semantic())
+        .with_config(ControllerConfig::default().concurrency(config.max_workers))
+        .owns(Api::<Job>::all(client.clone()), watcher::Config::default().labels(LABEL_QJOB_NAME));
+    let qjob_store = controller.store();
+
+    let namespaces = reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    let ns_triggers = map_stream(namespaces, qjob_store.clone(), "namespace", |store, ns: Namespace| {
+        mapping::in_namespace(store.state().iter().map(|q| &**q), &ns.name_any())
+    });
+    let cm_triggers = map_stream(
+        watcher(Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects(),
+        qjob_store.clone(),
+        "ConfigMap",
+        |store, cm| referencing(store, RefKind::ConfigMap, cm.namespace(), &cm.name_any()),
+    );
+    let secret_triggers = map_stream(
+        watcher(Api::<PartialObjectMeta<Secret>>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects(),
+        qjob_store.clone(),
+        "Secret",
+        |store, s| referencing(store, RefKind::Secret, s.namespace(), &s.name_any()),
+    );
+
+    let ctx = Arc::new(Context::new(client, config.clone(), ns_reader));
+    info!(monitored_id = %config.monitored_id, workers = config.max_workers, "Waiting for Quarks job resources...");
+    controller
+        .reconcile_on(ns_triggers)
+        .reconcile_on(cm_triggers)
+        .reconcile_on(secret_triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| {
+            if let Err(e) = res {
+                match e {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    e => warn!("controller: {e}"),
+                }
+            }
+            future::ready(())
+        })
+        .await;
+    info!("reconciler stopped");
+}
+
+fn referencing(store: &Store<QuarksJob>, kind: RefKind, namespace: Option<String>, name: &str) -> Vec<ObjectRef<QuarksJob>> {
+    let Some(ns) = namespace else {
+        return Vec::new();
+    };
+    mapping::referencing(store.state().iter().map(|q| &**q), &ns, kind, name)
+}
+
+/// Map a watch stream of `K` to reconcile requests; watch errors are logged (the watcher backs
+/// off and retries by itself).
+fn map_stream<K, S, F>(
+    input: S,
+    store: Store<QuarksJob>,
+    what: &'static str,
+    map: F,
+) -> impl Stream<Item = ObjectRef<QuarksJob>> + Send + 'static
+where
+    K: Resource + Send + 'static,
+    S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    F: Fn(&Store<QuarksJob>, K) -> Vec<ObjectRef<QuarksJob>> + Send + 'static,
+{
+    input.flat_map(move |res| {
+        let refs = match res {
+            Ok(obj) => map(&store, obj),
+            Err(e) => {
+                warn!("{what} watch: {e}");
+                Vec::new()
+            }
+        };
+        stream::iter(refs)
+    })
+}
