@@ -105,7 +105,10 @@ impl Target<'_> {
             let note = format!("Referenced configuration of '{}' changed, running it again", self.object);
             publish(&self.ctx.recorder, &self.regarding, false, events::CONFIG_CHANGED, "CreateJob", note).await;
         }
-        if !exists {
+        if exists {
+            let note = format!("Skip '{}': job '{job_name}' already exists (already running)", self.object);
+            publish(&self.ctx.recorder, &self.regarding, false, events::ALREADY_RUNNING, "CreateJob", note).await;
+        } else {
             self.create_job(job_name).await?;
         }
         self.record(plan.run, job_name, digest).await
