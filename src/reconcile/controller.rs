@@ -41,10 +41,22 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
         .owns(Api::<Job>::all(client.clone()), watcher::Config::default().labels(LABEL_QJOB_NAME));
     let qjob_store = controller.store();
 
+    // The namespace reflector runs as its own task, and the controller starts only once its
+    // cache is filled: `Store::wait_until_ready` wakes a single waiter, so reconciles must not
+    // wait on it concurrently.
+    let (ns_tx, ns_rx) = futures::channel::mpsc::unbounded::<Result<Namespace, watcher::Error>>();
     let namespaces = reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
         .default_backoff()
         .touched_objects();
-    let ns_triggers = map_stream(namespaces, qjob_store.clone(), "namespace", |store, ns: Namespace| {
+    let ns_task = tokio::spawn(namespaces.for_each(move |ns| {
+        let _ = ns_tx.unbounded_send(ns);
+        future::ready(())
+    }));
+    if ns_reader.wait_until_ready().await.is_err() {
+        warn!("namespace cache could not be filled");
+        return;
+    }
+    let ns_triggers = map_stream(ns_rx, qjob_store.clone(), "namespace", |store, ns: Namespace| {
         mapping::in_namespace(store.state().iter().map(|q| &**q), &ns.name_any())
     });
     let cm_triggers = map_stream(
@@ -78,6 +90,7 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
             future::ready(())
         })
         .await;
+    ns_task.abort();
     info!("reconciler stopped");
 }
 

@@ -30,6 +30,9 @@ pub const CONFIG_CHANGED: &str = "ConfigChanged";
 /// The pods of a succeeded Job are kept, now owned by the QuarksJob (new).
 pub const KEEPING_PODS: &str = "KeepingPods";
 
+/// Events are best effort: a publish that does not answer within this is abandoned.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Log `note` and publish it as an event on `regarding`.
 pub async fn publish(recorder: &Recorder, regarding: &ObjectReference, warning: bool, reason: &str, action: &str, note: String) {
     let object = format!("{}/{}", regarding.namespace.as_deref().unwrap_or_default(), regarding.name.as_deref().unwrap_or_default());
@@ -45,8 +48,10 @@ pub async fn publish(recorder: &Recorder, regarding: &ObjectReference, warning: 
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, regarding).await {
-        warn!(%object, reason, "cannot record event: {e}");
+    match tokio::time::timeout(PUBLISH_TIMEOUT, recorder.publish(&event, regarding)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(%object, reason, "cannot record event: {e}"),
+        Err(_) => warn!(%object, reason, "cannot record event: no answer within {PUBLISH_TIMEOUT:?}"),
     }
 }
 

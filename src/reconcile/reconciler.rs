@@ -38,7 +38,8 @@ pub async fn reconcile(obj: Arc<QuarksJob>, ctx: Arc<Context>) -> Result<Action>
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let object = format!("{namespace}/{name}");
-    let _ = ctx.namespaces.wait_until_ready().await;
+    debug!(%object, "reconciling");
+    // (the namespace cache is filled before the controller starts)
     if !ctx.is_monitored(&namespace) {
         debug!(%object, "namespace is not monitored, ignoring");
         return Ok(Action::await_change());
@@ -103,7 +104,9 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
     let now = Timestamp::now();
     let mut requeue = RESYNC;
     let mut created_now: Option<String> = None;
-    match decide(&input) {
+    let decision = decide(&input);
+    debug!(object = %t.object, ?decision, config = ?input.config, "decided");
+    match decision {
         Decision::Run(plan) => {
             let job = job_name(&name, &uid, plan.run);
             let exists = jobs.iter().any(|j| j.name_any() == job);
