@@ -48,10 +48,10 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
     let namespaces = reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
         .default_backoff()
         .touched_objects();
-    let ns_task = tokio::spawn(namespaces.for_each(move |ns| {
+    let _ns_task = AbortOnDrop(tokio::spawn(namespaces.for_each(move |ns| {
         let _ = ns_tx.unbounded_send(ns);
         future::ready(())
-    }));
+    })));
     if ns_reader.wait_until_ready().await.is_err() {
         warn!("namespace cache could not be filled");
         return;
@@ -90,7 +90,6 @@ pub async fn run(client: Client, config: Config, shutdown: impl Future<Output = 
             future::ready(())
         })
         .await;
-    ns_task.abort();
     info!("reconciler stopped");
 }
 
@@ -124,4 +123,14 @@ where
         };
         stream::iter(refs)
     })
+}
+
+/// Stops the namespace reflector task with the controller, also when the controller future is
+/// dropped (aborted) instead of shut down.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
