@@ -121,3 +121,37 @@ async fn describe_tells_the_story() {
     }
     w.cleanup().await;
 }
+
+#[tokio::test]
+async fn jobs_with_several_completions_are_cleaned_up_and_all_their_pods_kept() {
+    let w = World::new("completions").await;
+    let _op = w.operator();
+    let mut q = qjob("twice", "now", json!({}));
+    q["spec"]["template"]["spec"]["completions"] = json!(2);
+    q["spec"]["template"]["spec"]["parallelism"] = json!(1);
+    w.create(q).await;
+    let job = w.wait_jobs("twice", 1).await.remove(0).name_any();
+    let first = w.finish_job(&job, 0).await.name_any();
+    let second = reconcile_helpers::eventually_pod_other_than(&w, &job, &first).await;
+    support::kubelet::finish_pod(&w.pods(), &second, 0).await;
+    w.wait_job_gone(&job).await;
+    let q = w.wait_qjob("twice", "succeeded", |q| is_true(q, SUCCEEDED)).await;
+    for pod in [&first, &second] {
+        let p = w.pods().get(pod).await.expect("pod kept");
+        assert_eq!(p.owner_references()[0].uid, q.uid().unwrap(), "{pod} owned by the QuarksJob");
+    }
+    w.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_running_job_deleted_by_someone_else_is_reported() {
+    let w = World::new("gone").await;
+    let _op = w.operator();
+    w.create(qjob("vanishing", "now", json!({}))).await;
+    let job = w.wait_jobs("vanishing", 1).await.remove(0).name_any();
+    w.wait_qjob("vanishing", "running", |q| is_true(q, RUNNING)).await;
+    w.jobs().delete(&job, &DeleteParams::background()).await.unwrap();
+    let q = w.wait_qjob("vanishing", "not running", |q| !is_true(q, RUNNING)).await;
+    assert_eq!(condition(&q, RUNNING).unwrap().reason, "JobNotFound");
+    w.cleanup().await;
+}

@@ -263,3 +263,12 @@ pub fn init_logging() {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
     }
 }
+
+/// A pod of the Job `job` other than `not`.
+pub async fn eventually_pod_other_than(w: &World, job: &str, not: &str) -> String {
+    eventually_some(WAIT, &format!("another pod of job {job}"), || async {
+        let pods = w.pods().list(&ListParams::default().labels(&format!("job-name={job}"))).await.ok()?.items;
+        pods.into_iter().map(|p| p.name_any()).find(|n| n != not)
+    })
+    .await
+}
