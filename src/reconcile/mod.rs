@@ -9,6 +9,7 @@
 //! | [`status`] | conditions | pure |
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
+//! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
 //! | `refs` | resolving references (GETs) | I/O |
 //! | `run` | the four writes of a run | I/O |
 //! | `cleanup` | succeeded Jobs and their pods | I/O |
