@@ -247,3 +247,22 @@ async fn upstream_auto_errand_updating_example_reruns_when_applied_again() {
     assert_eq!(created_run(&w.get(name).await), 2);
     w.cleanup().await;
 }
+
+#[tokio::test]
+async fn init_container_and_projected_references_are_waited_for() {
+    let w = World::new("initrefs").await;
+    let _op = w.operator();
+    let pod = json!({
+        "initContainers": [{"name": "init", "image": "busybox", "envFrom": [{"secretRef": {"name": "init-secret"}}]}],
+        "volumes": [{"name": "p", "projected": {"sources": [{"configMap": {"name": "projected-config"}}]}}]
+    });
+    w.create(qjob("init-refs", "now", pod)).await;
+    let q = w.wait_qjob("init-refs", "waiting", |q| condition(q, REFERENCES_FOUND).is_some_and(|c| c.status == "False")).await;
+    let message = condition(&q, REFERENCES_FOUND).unwrap().message;
+    assert!(message.contains("ConfigMap 'projected-config'") && message.contains("Secret 'init-secret'"), "{message}");
+    secret(&w, "init-secret", "x", &[]).await;
+    config_map(&w, "projected-config", "x").await;
+    w.wait_qjob("init-refs", "ran", |q| created_run(q) == 1).await;
+    w.wait_jobs("init-refs", 1).await;
+    w.cleanup().await;
+}
