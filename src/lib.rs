@@ -10,6 +10,7 @@ pub mod kube_rules;
 pub mod names;
 pub mod operator;
 pub mod persist;
+pub mod podrefs;
 pub mod reconcile;
 pub mod telemetry;
 pub mod versioned;

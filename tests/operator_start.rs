@@ -40,7 +40,7 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
         .env("APPLY_CRD", "false")
         .env("MONITORED_ID", "env-test");
     let mut op = Running::start(cmd);
-    op.wait_for_log("Waiting for Quarks job resources", WAIT);
+    op.wait_for_log("Registering Components", WAIT);
     let log = op.stderr();
     assert!(
         log.contains(&format!(
@@ -54,6 +54,8 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
         "{log}"
     );
     assert!(!log.contains("Applying CRDs..."), "{log}");
+    // without the CRD the reconciler waits for it instead of failing
+    op.wait_for_log("Cannot list QuarksJobs yet", WAIT);
     assert!(
         crds.get_opt(CRD_NAME).await.unwrap().is_none(),
         "--apply-crd=false must not apply the CRD"

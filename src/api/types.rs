@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Desired state of a QuarksJob.
+// `printcolumn(... type_ = ...)` repeated is not a duplicated attribute.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "quarks.cloudfoundry.org",
@@ -164,8 +165,9 @@ pub enum PersistenceMethod {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuarksJobStatus {
-    /// Upstream's reconcile timestamp, kept for compatibility (serialized as `null` when unset,
-    /// as upstream did).
+    /// When the last Job was created (upstream: the start of the reconcile "meltdown" window);
+    /// kept for compatibility and serialized as `null` when unset, as upstream did. Config-change
+    /// re-runs wait until `--meltdown-duration` has passed since this time.
     #[serde(default)]
     pub last_reconcile: Option<Time>,
 
@@ -185,6 +187,25 @@ pub struct QuarksJobStatus {
     /// Name of the last Job created for this QuarksJob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_job_name: Option<String>,
+
+    /// Number of the last run handed out. Runs are numbered from 1; the Job of run `n` has a
+    /// name derived from the QuarksJob's uid and `n`. Greater than `createdRun` while a run's
+    /// Job is being created (see the reconciler's documentation).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requested_run: i64,
+
+    /// Number of the last run whose Job is known to have been created.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_run: i64,
+
+    /// Digest of the referenced ConfigMaps/Secrets when the last Job was created
+    /// (`updateOnConfigChange` re-runs when it differs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl QuarksJob {

@@ -1,7 +1,7 @@
 //! The operator process: connect, announce, apply the CRD, run until a shutdown signal.
 //!
-//! The reconciler and the webhook are later work; in this build the operator connects, applies
-//! the CRD and waits for SIGTERM/SIGINT.
+//! The reconciler runs until SIGTERM/SIGINT; reconciles in flight finish before the process
+//! exits (graceful shutdown). The webhook is later work.
 
 mod crd;
 
@@ -71,12 +71,37 @@ pub async fn run(args: &OperatorArgs, kubeconfig: Option<&str>) -> Result<()> {
         apply_crd(client.clone(), CRD_ESTABLISHED_TIMEOUT).await?;
         info!("CRD '{}' is established", crate::api::CRD_NAME);
     }
-    info!(
-        "Waiting for Quarks job resources... (this build has no controllers yet; stop with SIGTERM or SIGINT)"
+    info!("Registering Components");
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if let Err(e) = shutdown_signal().await {
+            tracing::error!("cannot listen for shutdown signals: {e}");
+            return;
+        }
+        info!("Shutting down");
+        let _ = stop.send(true);
+    });
+    let reconciler = crate::reconcile::run(
+        client,
+        crate::reconcile::Config::from(args),
+        stopped(stopping.clone()),
     );
-    shutdown_signal().await?;
-    info!("Shutting down");
+    tokio::select! {
+        _ = reconciler => {}
+        _ = async { stopped(stopping).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!("Reconciles did not finish within {SHUTDOWN_GRACE:?} of the shutdown signal; stopping anyway");
+        }
+    }
     Ok(())
+}
+
+/// How long reconciles in flight may take to finish after SIGTERM/SIGINT (Kubernetes kills a
+/// pod 30 s after SIGTERM by default).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Resolves once the shutdown flag is set (or its sender is gone).
+pub async fn stopped(mut flag: tokio::sync::watch::Receiver<bool>) {
+    let _ = flag.wait_for(|stop| *stop).await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

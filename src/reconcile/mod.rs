@@ -1,4 +1,37 @@
-//! The reconciler: trigger state machine, Job creation, status, cleanup of succeeded Jobs and
-//! config-change re-runs.
+//! The reconciler: trigger state machine, Job creation, status, cleanup of finished Jobs and
+//! config-change re-runs. See `docs/reconciler.md`.
 //!
-//! Not built yet: this is the reconciler issue's work.
+//! | module | concern | pure? |
+//! |---|---|---|
+//! | [`state`] | trigger state machine, crash-safe run protocol | pure |
+//! | [`naming`] | deterministic Job names, versioned names | pure |
+//! | [`job`] | building the Job, reading its outcome | pure |
+//! | [`status`] | conditions | pure |
+//! | [`digest`] | config digest for `updateOnConfigChange` | pure |
+//! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
+//! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
+//! | `refs` | resolving references (GETs) | I/O |
+//! | `run` | the four writes of a run | I/O |
+//! | `cleanup` | succeeded Jobs and their pods | I/O |
+//! | `reconciler` | one reconcile | I/O |
+//! | `controller` | watches and the controller loop | I/O |
+//! | [`events`] | event reasons, publishing | I/O |
+
+mod cleanup;
+mod context;
+mod controller;
+pub mod digest;
+mod error;
+pub mod events;
+pub mod job;
+pub mod mapping;
+pub mod naming;
+mod reconciler;
+mod refs;
+mod run;
+pub mod state;
+pub mod status;
+
+pub use context::Config;
+pub use controller::run;
+pub use error::{Error, Result, backoff};

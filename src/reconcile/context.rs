@@ -1,0 +1,165 @@
+//! What every reconcile shares: the client, settings, event recorder, namespace cache, and the
+//! per-QuarksJob failure counts for back-off.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::error::{Error, Result};
+use super::mapping;
+use crate::api::QuarksJob;
+use crate::cli::OperatorArgs;
+
+/// The reconciler's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Act only in namespaces labelled `quarks.cloudfoundry.org/monitored=<monitored_id>`.
+    pub monitored_id: String,
+    /// At most this many QuarksJobs are reconciled at the same time (`--max-workers`).
+    pub max_workers: u16,
+    /// Each API call is abandoned after this long (`--ctx-timeout`).
+    pub ctx_timeout: Duration,
+    /// Minimum time between a Job and a config-change re-run of the same QuarksJob
+    /// (`--meltdown-duration`).
+    pub meltdown: Duration,
+    /// `reportingController` of the events.
+    pub reporter: String,
+}
+
+impl Config {
+    /// Defaults for a monitored id (upstream defaults: 1 worker, 300 s, 60 s).
+    pub fn new(monitored_id: impl Into<String>) -> Config {
+        Config {
+            monitored_id: monitored_id.into(),
+            max_workers: 1,
+            ctx_timeout: Duration::from_secs(300),
+            meltdown: Duration::from_secs(60),
+            reporter: "quarks-job".into(),
+        }
+    }
+}
+
+impl From<&OperatorArgs> for Config {
+    fn from(args: &OperatorArgs) -> Config {
+        Config {
+            monitored_id: args.monitored_id.clone(),
+            max_workers: args.max_workers,
+            ctx_timeout: Duration::from_secs(args.ctx_timeout),
+            meltdown: Duration::from_secs(args.meltdown_duration),
+            reporter: "quarks-job".into(),
+        }
+    }
+}
+
+/// Shared by all reconciles.
+pub struct Context {
+    /// The client.
+    pub client: Client,
+    /// Settings.
+    pub config: Config,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Cache of all namespaces (for the monitored check).
+    pub namespaces: Store<Namespace>,
+    failures: Mutex<HashMap<ObjectRef<QuarksJob>, u32>>,
+}
+
+impl Context {
+    /// A context.
+    pub fn new(client: Client, config: Config, namespaces: Store<Namespace>) -> Context {
+        let reporter = Reporter {
+            controller: config.reporter.clone(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            config,
+            namespaces,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Whether `namespace` is monitored (per the namespace cache).
+    pub fn is_monitored(&self, namespace: &str) -> bool {
+        self.namespaces
+            .get(&ObjectRef::new(namespace))
+            .is_some_and(|ns| mapping::is_monitored(&ns, &self.config.monitored_id))
+    }
+
+    /// Run one API call with the `--ctx-timeout` limit; the apiserver's error is returned as is.
+    pub async fn call<T>(
+        &self,
+        object: &str,
+        action: &str,
+        fut: impl Future<Output = kube::Result<T>>,
+    ) -> Result<kube::Result<T>> {
+        tokio::time::timeout(self.config.ctx_timeout, fut)
+            .await
+            .map_err(|_| Error::Timeout {
+                action: action.into(),
+                object: object.into(),
+                timeout: self.config.ctx_timeout,
+            })
+    }
+
+    /// [`Context::call`], with every apiserver error an [`Error`] (409 Conflict as
+    /// [`Error::Conflict`]).
+    pub async fn api<T>(
+        &self,
+        object: &str,
+        action: &str,
+        fut: impl Future<Output = kube::Result<T>>,
+    ) -> Result<T> {
+        self.call(object, action, fut)
+            .await?
+            .map_err(|e| kube_error(object, action, e))
+    }
+
+    /// One more consecutive failure of `qjob`; returns the count.
+    pub fn failed(&self, qjob: ObjectRef<QuarksJob>) -> u32 {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(qjob).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// `qjob` reconciled fine.
+    pub fn succeeded(&self, qjob: &ObjectRef<QuarksJob>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(qjob);
+    }
+}
+
+/// An apiserver error as the reconciler's [`Error`].
+pub fn kube_error(object: &str, action: &str, e: kube::Error) -> Error {
+    match e {
+        kube::Error::Api(s) if s.is_conflict() => Error::Conflict {
+            action: action.into(),
+            object: object.into(),
+        },
+        source => Error::Kube {
+            action: action.into(),
+            object: object.into(),
+            source,
+        },
+    }
+}
+
+/// Whether `e` is the apiserver saying NotFound.
+pub fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
+
+/// Whether `e` is the apiserver saying AlreadyExists.
+pub fn is_already_exists(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_already_exists())
+}

@@ -1,0 +1,248 @@
+//! Wiring: one cluster-wide controller for QuarksJobs, triggered by
+//!
+//! * QuarksJobs themselves;
+//! * Jobs carrying the `qjob-name` label, mapped to their controlling QuarksJob;
+//! * namespaces (a reflector that is also the namespace cache of the monitored check), mapped to
+//!   every QuarksJob in them, so labelling a namespace later picks up its QuarksJobs;
+//! * ConfigMaps and Secrets, watched **metadata only**, mapped to the QuarksJobs of their
+//!   namespace that reference them (exact names; other versions of a versioned secret).
+//!
+//! The namespace gate is applied in the reconcile (against the cache), so one watch per kind
+//! serves every namespace.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::{FutureExt, Stream, StreamExt, future, stream};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use super::context::{Config, Context};
+use super::mapping;
+use super::reconciler::{error_policy, reconcile};
+use crate::api::QuarksJob;
+use crate::api::labels::LABEL_QJOB_NAME;
+use crate::podrefs::RefKind;
+
+/// Run the reconciler until `shutdown` resolves; reconciles in flight then finish (graceful
+/// shutdown).
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    // Without the CRD, the QuarksJob watch cannot list, the controller's store never becomes
+    // ready, and kube-runtime's controller then does not finish on shutdown: start it only once
+    // QuarksJobs are served.
+    let shutdown = shutdown.shared();
+    tokio::select! {
+        _ = quarksjobs_served(&client) => {}
+        _ = shutdown.clone() => {
+            info!("reconciler stopped");
+            return;
+        }
+    }
+    let (ns_reader, ns_writer) = reflector::store::<Namespace>();
+    let qjobs: Api<QuarksJob> = Api::all(client.clone());
+    let controller = Controller::new(qjobs, watcher::Config::default().any_semantic())
+        .with_config(ControllerConfig::default().concurrency(config.max_workers))
+        .owns(
+            Api::<Job>::all(client.clone()),
+            watcher::Config::default().labels(LABEL_QJOB_NAME),
+        );
+    let qjob_store = controller.store();
+
+    // The namespace reflector runs as its own task, and the controller starts only once its
+    // cache is filled: `Store::wait_until_ready` wakes a single waiter, so reconciles must not
+    // wait on it concurrently.
+    let (ns_tx, ns_rx) = futures::channel::mpsc::unbounded::<Result<Namespace, watcher::Error>>();
+    let namespaces = reflector::reflector(
+        ns_writer,
+        watcher(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let _ns_task = AbortOnDrop(tokio::spawn(namespaces.for_each(move |ns| {
+        let _ = ns_tx.unbounded_send(ns);
+        future::ready(())
+    })));
+    if ns_reader.wait_until_ready().await.is_err() {
+        warn!("namespace cache could not be filled");
+        return;
+    }
+    let ns_triggers = map_stream(
+        ns_rx,
+        qjob_store.clone(),
+        "namespace",
+        |store, ns: Namespace| {
+            mapping::in_namespace(store.state().iter().map(|q| &**q), &ns.name_any())
+        },
+    );
+    let cm_triggers = map_stream(
+        watcher(
+            Api::<PartialObjectMeta<ConfigMap>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects(),
+        qjob_store.clone(),
+        "ConfigMap",
+        |store, cm| referencing(store, RefKind::ConfigMap, cm.namespace(), &cm.name_any()),
+    );
+    let secret_triggers = map_stream(
+        watcher(
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .touched_objects(),
+        qjob_store.clone(),
+        "Secret",
+        |store, s| referencing(store, RefKind::Secret, s.namespace(), &s.name_any()),
+    );
+
+    let ctx = Arc::new(Context::new(client, config.clone(), ns_reader));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let counter = in_flight.clone();
+    info!(monitored_id = %config.monitored_id, workers = config.max_workers, "Waiting for Quarks job resources...");
+    let controller = controller
+        .reconcile_on(ns_triggers)
+        .reconcile_on(cm_triggers)
+        .reconcile_on(secret_triggers)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            move |obj, ctx| {
+                let guard = InFlight::enter(counter.clone());
+                async move {
+                    let result = reconcile(obj, ctx).await;
+                    drop(guard);
+                    result
+                }
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|res| {
+            if let Err(e) = res {
+                match e {
+                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    e => warn!("controller: {e}"),
+                }
+            }
+            future::ready(())
+        });
+    // kube-runtime's controller ends by itself after a graceful shutdown, except when the
+    // shutdown came before its store was first filled: then it waits for that forever. So after
+    // the shutdown signal, stop as soon as no reconcile is in flight.
+    tokio::select! {
+        _ = controller => {}
+        _ = async {
+            shutdown.await;
+            let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+            while in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        } => {}
+    }
+    info!("reconciler stopped");
+}
+
+/// After a shutdown signal, reconciles in flight get at most this long to finish.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Counts a reconcile as in flight while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::SeqCst);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Resolves once the apiserver lists QuarksJobs (the CRD is installed and established).
+async fn quarksjobs_served(client: &Client) {
+    let api: Api<QuarksJob> = Api::all(client.clone());
+    let mut warned = false;
+    loop {
+        match api
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if !warned => {
+                warn!(
+                    "Cannot list QuarksJobs yet ({e}); is the CRD installed? Run with --apply-crd or \
+                     kubectl apply -f manifests/crd.yaml. Retrying."
+                );
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+fn referencing(
+    store: &Store<QuarksJob>,
+    kind: RefKind,
+    namespace: Option<String>,
+    name: &str,
+) -> Vec<ObjectRef<QuarksJob>> {
+    let Some(ns) = namespace else {
+        return Vec::new();
+    };
+    mapping::referencing(store.state().iter().map(|q| &**q), &ns, kind, name)
+}
+
+/// Map a watch stream of `K` to reconcile requests; watch errors are logged (the watcher backs
+/// off and retries by itself).
+fn map_stream<K, S, F>(
+    input: S,
+    store: Store<QuarksJob>,
+    what: &'static str,
+    map: F,
+) -> impl Stream<Item = ObjectRef<QuarksJob>> + Send + 'static
+where
+    K: Resource + Send + 'static,
+    S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    F: Fn(&Store<QuarksJob>, K) -> Vec<ObjectRef<QuarksJob>> + Send + 'static,
+{
+    input.flat_map(move |res| {
+        let refs = match res {
+            Ok(obj) => map(&store, obj),
+            Err(e) => {
+                warn!("{what} watch: {e}");
+                Vec::new()
+            }
+        };
+        stream::iter(refs)
+    })
+}
+
+/// Stops the namespace reflector task with the controller, also when the controller future is
+/// dropped (aborted) instead of shut down.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,104 @@
+//! Deterministic Job names, and the versioned-secret name parsing the reconciler needs.
+//!
+//! Upstream named Jobs `<QuarksJob name cut to 39 chars>-<16 hex of FNV-64 over the name and 16
+//! random bytes>`: random, so a retried trigger could create a second Job. Here the 16 hex digits
+//! hash the QuarksJob's uid and the run number instead, so the name of the Job of a given trigger
+//! is known before it is created and a repeated create answers AlreadyExists.
+
+/// Upstream cut the QuarksJob name to this many characters before the `-<hash>` suffix.
+pub const NAME_PREFIX_LEN: usize = 39;
+
+/// The name of the Job of run `run` of the QuarksJob `name` with uid `uid`: the name cut to 39
+/// characters (trailing `.` removed so the result stays a DNS subdomain), `-`, then 16 lower-case
+/// hex digits of FNV-1a 64 over `<uid>/<run>`. At most 56 characters, so pod names derived from it
+/// and the `job-name` label value stay within 63.
+pub fn job_name(name: &str, uid: &str, run: i64) -> String {
+    let cut: String = name.chars().take(NAME_PREFIX_LEN).collect();
+    let cut = cut.trim_end_matches('.');
+    format!("{cut}-{:016x}", fnv1a64(format!("{uid}/{run}").as_bytes()))
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// `<prefix>-v<N>` → `(prefix, N)`, as upstream's `^\S+-v(\d+)$` (the prefix is everything before
+/// the last `-v`; it may itself contain `-v`).
+///
+/// TODO: switch to `crate::versioned` once the persist-output branch that owns it is merged.
+pub(crate) fn split_versioned(name: &str) -> Option<(&str, u64)> {
+    let at = name.rfind("-v")?;
+    let (prefix, digits) = (&name[..at], &name[at + 2..]);
+    if prefix.is_empty() || prefix.chars().any(char::is_whitespace) || digits.is_empty() {
+        return None;
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((prefix, digits.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_deterministic_per_uid_and_run() {
+        let a = job_name("myjob", "uid-1", 1);
+        assert_eq!(a, job_name("myjob", "uid-1", 1));
+        assert_ne!(a, job_name("myjob", "uid-1", 2));
+        assert_ne!(a, job_name("myjob", "uid-2", 1));
+        assert!(a.starts_with("myjob-"));
+        let hex = &a["myjob-".len()..];
+        assert_eq!(hex.len(), 16);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+
+    #[test]
+    fn lengths_match_upstream() {
+        // upstream names_test: `ab1` → 20 chars, 31 chars → 48, 63 chars → 56 with prefix name[:39]-
+        assert_eq!(job_name("ab1", "u", 1).len(), 20);
+        assert_eq!(job_name("a-b1", "u", 1).len(), 21);
+        assert_eq!(job_name(&"a".repeat(31), "u", 1).len(), 48);
+        let long = "x".repeat(63);
+        let n = job_name(&long, "u", 7);
+        assert_eq!(n.len(), 56);
+        assert!(n.starts_with(&format!("{}-", &long[..39])));
+    }
+
+    #[test]
+    fn a_cut_ending_in_a_dot_stays_a_subdomain() {
+        let name = format!("{}.rest", "a".repeat(38));
+        let n = job_name(&name, "u", 1);
+        assert!(n.starts_with(&format!("{}-", "a".repeat(38))), "{n}");
+        assert!(!n.contains(".-"));
+    }
+
+    #[test]
+    fn fnv1a_reference_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn versioned_names() {
+        assert_eq!(split_versioned("foo-v1"), Some(("foo", 1)));
+        assert_eq!(
+            split_versioned("my-v2-secret-v12"),
+            Some(("my-v2-secret", 12))
+        );
+        assert_eq!(split_versioned("foo"), None);
+        assert_eq!(split_versioned("foo-v"), None);
+        assert_eq!(split_versioned("-v1"), None);
+        assert_eq!(split_versioned("foo-v1a"), None);
+        assert_eq!(split_versioned("foo-version"), None);
+    }
+}

@@ -1,0 +1,306 @@
+//! One reconcile of one QuarksJob: gate on the namespace, read it fresh, decide and run the
+//! trigger, then look after its Jobs (cleanup of succeeded ones, status of the last one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use serde_json::json;
+use tracing::debug;
+
+use super::cleanup::cleanup_succeeded;
+use super::context::Context;
+use super::digest::{Resolved, config_digest, missing};
+use super::error::{Error, Result, backoff};
+use super::events::{self, publish};
+use super::job::{JobPhase, phase};
+use super::mapping::pod_spec;
+use super::naming::job_name;
+use super::refs::resolve;
+use super::run::Target;
+use super::state::{ConfigState, Decision, TriggerInput, decide, needs_references};
+use super::status;
+use crate::api::labels::LABEL_QJOB_NAME;
+use crate::api::{QuarksJob, QuarksJobStatus};
+use crate::podrefs;
+
+/// Safety-net resync of every QuarksJob (watches drive everything; this catches the unexpected).
+pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// Reconcile one QuarksJob.
+pub async fn reconcile(obj: Arc<QuarksJob>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let object = format!("{namespace}/{name}");
+    debug!(%object, "reconciling");
+    // (the namespace cache is filled before the controller starts)
+    if !ctx.is_monitored(&namespace) {
+        debug!(%object, "namespace is not monitored, ignoring");
+        return Ok(Action::await_change());
+    }
+    // A fresh read, raw, so that the template keeps the fields the Rust types do not know.
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &namespace,
+        &ApiResource::erase::<QuarksJob>(&()),
+    );
+    let Some(raw) = ctx
+        .api(&object, "get QuarksJob", api.get_opt(&name))
+        .await?
+    else {
+        debug!(%object, "QuarksJob is gone");
+        return Ok(Action::await_change());
+    };
+    if raw.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let template = raw
+        .data
+        .get("spec")
+        .and_then(|s| s.get("template"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let value = serde_json::to_value(&raw).map_err(|source| Error::Decode {
+        object: object.clone(),
+        source,
+    })?;
+    let qjob: QuarksJob = serde_json::from_value(value).map_err(|source| Error::Decode {
+        object: object.clone(),
+        source,
+    })?;
+    let regarding = Target::reference(&qjob);
+    let mut target = Target {
+        ctx: &ctx,
+        qjob,
+        template,
+        object,
+        regarding,
+    };
+    let action = reconcile_fresh(&mut target).await;
+    if action.is_ok() {
+        ctx.succeeded(&ObjectRef::from_obj(&*obj));
+    }
+    action
+}
+
+async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
+    let ctx = t.ctx;
+    let before: QuarksJobStatus = t.qjob.status.clone().unwrap_or_default();
+    let (name, namespace, uid) = {
+        let o = t.owner();
+        (
+            o.name.to_string(),
+            o.namespace.to_string(),
+            o.uid.to_string(),
+        )
+    };
+    let jobs = owned_jobs(t, &name, &namespace, &uid).await?;
+
+    let tracks = t.qjob.spec.update_on_config_change
+        && t.qjob.strategy().is_some_and(|s| s.is_auto_errand());
+    let mut input = TriggerInput {
+        strategy: t.qjob.strategy(),
+        requested_run: before.requested_run,
+        created_run: before.created_run,
+        update_on_config_change: t.qjob.spec.update_on_config_change,
+        config: ConfigState::NotTracked,
+        since_last_job: before.last_reconcile.as_ref().map(|lr| since(lr.0)),
+        meltdown: ctx.config.meltdown,
+    };
+    let resolved: Option<Vec<Resolved>> = if needs_references(&input) {
+        let refs = pod_spec(&t.qjob)
+            .map(podrefs::references)
+            .unwrap_or_default();
+        Some(resolve(ctx, &t.object, &namespace, &refs).await?)
+    } else {
+        None
+    };
+    let digest = resolved.as_deref().map(config_digest);
+    if tracks && let Some(d) = &digest {
+        input.config = match &before.config_digest {
+            None => ConfigState::NoBaseline,
+            Some(recorded) if recorded == d => ConfigState::Unchanged,
+            Some(_) => ConfigState::Changed,
+        };
+    }
+
+    let mut st = before.clone();
+    let generation = t.qjob.metadata.generation;
+    let now = Timestamp::now();
+    let mut requeue = RESYNC;
+    let mut created_now: Option<String> = None;
+    let decision = decide(&input);
+    debug!(object = %t.object, ?decision, config = ?input.config, "decided");
+    match decision {
+        Decision::Run(plan) => {
+            let job = job_name(&name, &uid, plan.run);
+            let exists = jobs.iter().any(|j| j.name_any() == job);
+            let missing: Vec<String> = resolved
+                .as_deref()
+                .map(missing)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| r.describe())
+                .collect();
+            if !exists && !missing.is_empty() {
+                if status::set_references(&mut st.conditions, &missing, generation, now) {
+                    let note = format!(
+                        "Skip create job '{}': waiting for {}",
+                        t.object,
+                        missing.join(", ")
+                    );
+                    publish(
+                        &ctx.recorder,
+                        &t.regarding,
+                        false,
+                        events::WAITING_FOR_REFERENCES,
+                        "CreateJob",
+                        note,
+                    )
+                    .await;
+                }
+                let waiting = status::get(&st.conditions, status::REFERENCES_FOUND)
+                    .map(|c| since(c.last_transition_time.0));
+                requeue = (waiting.unwrap_or_default() / 2)
+                    .clamp(Duration::from_secs(1), Duration::from_secs(30));
+            } else {
+                t.run(plan, &job, exists, digest.clone()).await?;
+                st = t.qjob.status.clone().unwrap_or_default();
+                created_now = Some(job);
+            }
+        }
+        Decision::AdoptDigest => {
+            if resolved.as_deref().is_some_and(|r| missing(r).is_empty()) {
+                st.config_digest = digest.clone();
+            }
+        }
+        Decision::Delay(d) => requeue = d.max(Duration::from_millis(100)),
+        Decision::Idle => {}
+    }
+
+    // Jobs are only looked after when no run is pending (see `state`).
+    if st.requested_run <= st.created_run {
+        for job in &jobs {
+            track_job(t, &mut st, job, generation, now).await?;
+        }
+        if let Some(last) = st.last_job_name.clone() {
+            let present = jobs.iter().any(|j| j.name_any() == last)
+                || created_now.as_deref() == Some(last.as_str());
+            if !present {
+                status::set_job_gone(&mut st.conditions, &last, generation, now);
+            }
+        }
+    }
+
+    st.observed_generation = generation;
+    let written = t.qjob.status.clone().unwrap_or_default();
+    if st != written {
+        let body = json!({"status": {
+            "completed": st.completed,
+            "conditions": st.conditions,
+            "observedGeneration": st.observed_generation,
+            "configDigest": st.config_digest,
+        }});
+        t.patch_status("conditions", body, false).await?;
+    }
+    Ok(Action::requeue(requeue))
+}
+
+/// The Jobs this QuarksJob controls.
+async fn owned_jobs(t: &Target<'_>, name: &str, namespace: &str, uid: &str) -> Result<Vec<Job>> {
+    let jobs: Api<Job> = Api::namespaced(t.ctx.client.clone(), namespace);
+    let lp = ListParams::default().labels(&format!("{LABEL_QJOB_NAME}={name}"));
+    let list = t.ctx.api(&t.object, "list Jobs", jobs.list(&lp)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|j| {
+            j.owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && r.uid == uid)
+        })
+        .collect())
+}
+
+/// Cleanup of a succeeded Job, status from the last Job, a Warning when it failed.
+async fn track_job(
+    t: &Target<'_>,
+    st: &mut QuarksJobStatus,
+    job: &Job,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Result<()> {
+    let job_name = job.name_any();
+    let is_last = st.last_job_name.as_deref() == Some(job_name.as_str());
+    let phase = phase(job);
+    match &phase {
+        JobPhase::Succeeded => {
+            if is_last
+                && status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now)
+            {
+                let note = format!("Job '{job_name}' of '{}' succeeded", t.object);
+                publish(
+                    &t.ctx.recorder,
+                    &t.regarding,
+                    false,
+                    events::JOB_SUCCEEDED,
+                    "Complete",
+                    note,
+                )
+                .await;
+            }
+            st.completed = true;
+            if job.metadata.deletion_timestamp.is_none() {
+                cleanup_succeeded(t.ctx, &t.owner(), &t.regarding, job).await?;
+            }
+        }
+        JobPhase::Failed { reason, message } => {
+            if is_last
+                && status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now)
+            {
+                let note = format!(
+                    "Job '{job_name}' of '{}' failed ({reason}): {message}; it is kept for inspection",
+                    t.object
+                );
+                publish(
+                    &t.ctx.recorder,
+                    &t.regarding,
+                    true,
+                    events::JOB_FAILED,
+                    "Complete",
+                    note,
+                )
+                .await;
+            }
+        }
+        JobPhase::Running => {
+            if is_last {
+                status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn since(t: Timestamp) -> Duration {
+    Duration::try_from(Timestamp::now().duration_since(t)).unwrap_or_default()
+}
+
+/// The requeue after a failed reconcile: exponential per QuarksJob, fast for conflicts.
+pub fn error_policy(obj: Arc<QuarksJob>, err: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.failed(ObjectRef::from_obj(&*obj));
+    let delay = backoff(failures, matches!(err, Error::Conflict { .. }));
+    tracing::warn!(
+        object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
+        error.kind = err.metric_label(),
+        failures,
+        "reconcile failed, retrying in {delay:?}: {err}"
+    );
+    Action::requeue(delay)
+}

@@ -1,0 +1,284 @@
+//! Steps 1–4 of a run (see [`super::state`]): allocate, consume the trigger, create the Job,
+//! record it. Every write is a merge patch of the fields it is about; the first two carry the
+//! `resourceVersion` they were decided on, so a decision made on a stale read fails with a
+//! conflict and is made again.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use super::context::{Context, is_already_exists, kube_error};
+use super::error::{Error, Result};
+use super::events::{self, publish};
+use super::job::{JobPhase, Owner, build_job};
+use super::state::{RunPlan, RunReason};
+use super::status;
+use crate::api::{QuarksJob, QuarksJobStatus, Strategy};
+
+/// The QuarksJob being run, as read at the start of the reconcile (kept up to date with the
+/// answers of the writes).
+pub struct Target<'a> {
+    /// Shared context.
+    pub ctx: &'a Context,
+    /// The QuarksJob (typed).
+    pub qjob: QuarksJob,
+    /// The raw `spec.template`.
+    pub template: Value,
+    /// `namespace/name`.
+    pub object: String,
+    /// Reference for events.
+    pub regarding: ObjectReference,
+}
+
+impl Target<'_> {
+    /// Namespace, name, uid.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner {
+            name: self.qjob.metadata.name.as_deref().unwrap_or_default(),
+            namespace: self.qjob.metadata.namespace.as_deref().unwrap_or_default(),
+            uid: self.qjob.metadata.uid.as_deref().unwrap_or_default(),
+        }
+    }
+
+    fn api(&self) -> Api<QuarksJob> {
+        Api::namespaced(self.ctx.client.clone(), self.owner().namespace)
+    }
+
+    fn resource_version(&self) -> String {
+        self.qjob.resource_version().unwrap_or_default()
+    }
+
+    /// Merge-patch `body` into the status subresource (with the current `resourceVersion` as
+    /// precondition if `guarded`); the QuarksJob is updated with the answer.
+    pub async fn patch_status(&mut self, what: &str, mut body: Value, guarded: bool) -> Result<()> {
+        if guarded {
+            body["metadata"] = json!({"resourceVersion": self.resource_version()});
+        }
+        let name = self.owner().name.to_string();
+        let action = format!("update status ({what})");
+        let res = self
+            .ctx
+            .call(
+                &self.object,
+                &action,
+                self.api()
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)),
+            )
+            .await?;
+        self.absorb(res, &action).await
+    }
+
+    async fn absorb(&mut self, res: kube::Result<QuarksJob>, action: &str) -> Result<()> {
+        match res {
+            Ok(q) => {
+                self.qjob.metadata.resource_version = q.metadata.resource_version;
+                Ok(())
+            }
+            Err(e) => {
+                let err = kube_error(&self.object, action, e);
+                if !matches!(err, Error::Conflict { .. }) {
+                    let note = format!("Failed to {action} on QuarksJob '{}': {err}", self.object);
+                    publish(
+                        &self.ctx.recorder,
+                        &self.regarding,
+                        true,
+                        events::UPDATE_ERROR,
+                        "Update",
+                        note,
+                    )
+                    .await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Set `spec.trigger.strategy` (guarded by the current `resourceVersion`).
+    async fn set_strategy(&mut self, to: Strategy) -> Result<()> {
+        let body = json!({"metadata": {"resourceVersion": self.resource_version()}, "spec": {"trigger": {"strategy": to}}});
+        let name = self.owner().name.to_string();
+        let action = format!("set 'trigger.strategy={to}'");
+        let res = self
+            .ctx
+            .call(
+                &self.object,
+                &action,
+                self.api()
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&body)),
+            )
+            .await?;
+        self.absorb(res, &action).await
+    }
+
+    /// Run `plan` for the Job `job_name`; `exists` if the Job is already there. `digest` is the
+    /// config digest the Job is created from. Returns after step 4.
+    pub async fn run(
+        &mut self,
+        plan: RunPlan,
+        job_name: &str,
+        exists: bool,
+        digest: Option<String>,
+    ) -> Result<()> {
+        if plan.allocate {
+            self.patch_status(
+                "allocate run",
+                json!({"status": {"requestedRun": plan.run}}),
+                true,
+            )
+            .await?;
+        }
+        if let Some(to) = plan.flip_to {
+            self.set_strategy(to).await?;
+        }
+        if plan.reason == RunReason::ConfigChange {
+            let note = format!(
+                "Referenced configuration of '{}' changed, running it again",
+                self.object
+            );
+            publish(
+                &self.ctx.recorder,
+                &self.regarding,
+                false,
+                events::CONFIG_CHANGED,
+                "CreateJob",
+                note,
+            )
+            .await;
+        }
+        if exists {
+            let note = format!(
+                "Skip '{}': job '{job_name}' already exists (already running)",
+                self.object
+            );
+            publish(
+                &self.ctx.recorder,
+                &self.regarding,
+                false,
+                events::ALREADY_RUNNING,
+                "CreateJob",
+                note,
+            )
+            .await;
+        } else {
+            self.create_job(job_name).await?;
+        }
+        self.record(plan.run, job_name, digest).await
+    }
+
+    async fn create_job(&self, job_name: &str) -> Result<()> {
+        let owner = self.owner();
+        let job = build_job(&owner, &self.template, job_name);
+        let obj: DynamicObject = serde_json::from_value(job).map_err(|source| Error::Decode {
+            object: self.object.clone(),
+            source,
+        })?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.ctx.client.clone(),
+            owner.namespace,
+            &ApiResource::erase::<Job>(&()),
+        );
+        let action = format!("create Job '{job_name}'");
+        match self
+            .ctx
+            .call(
+                &self.object,
+                &action,
+                api.create(&PostParams::default(), &obj),
+            )
+            .await?
+        {
+            Ok(_) => {
+                let note = format!("Created errand job '{job_name}' for '{}'", self.object);
+                publish(
+                    &self.ctx.recorder,
+                    &self.regarding,
+                    false,
+                    events::CREATE_JOB,
+                    "CreateJob",
+                    note,
+                )
+                .await;
+                Ok(())
+            }
+            Err(e) if is_already_exists(&e) => {
+                let note = format!(
+                    "Skip '{}': job '{job_name}' already exists (already running)",
+                    self.object
+                );
+                publish(
+                    &self.ctx.recorder,
+                    &self.regarding,
+                    false,
+                    events::ALREADY_RUNNING,
+                    "CreateJob",
+                    note,
+                )
+                .await;
+                Ok(())
+            }
+            Err(e) => {
+                let note = format!(
+                    "Failed to create job '{job_name}' for '{}': {e}",
+                    self.object
+                );
+                publish(
+                    &self.ctx.recorder,
+                    &self.regarding,
+                    true,
+                    events::CREATE_JOB_ERROR,
+                    "CreateJob",
+                    note,
+                )
+                .await;
+                Err(kube_error(&self.object, &action, e))
+            }
+        }
+    }
+
+    /// Step 4: the Job of run `run` exists.
+    async fn record(&mut self, run: i64, job_name: &str, digest: Option<String>) -> Result<()> {
+        let now = Timestamp::now();
+        let generation = self.qjob.metadata.generation;
+        let mut st: QuarksJobStatus = self.qjob.status.clone().unwrap_or_default();
+        status::set_references(&mut st.conditions, &[], generation, now);
+        status::set_job_phase(
+            &mut st.conditions,
+            job_name,
+            &JobPhase::Running,
+            generation,
+            now,
+        );
+        st.requested_run = st.requested_run.max(run);
+        st.created_run = run;
+        st.last_job_name = Some(job_name.to_string());
+        st.last_reconcile = Some(Time(now));
+        if digest.is_some() {
+            st.config_digest = digest;
+        }
+        st.observed_generation = generation;
+        let body = json!({"status": {
+            "requestedRun": st.requested_run,
+            "createdRun": st.created_run,
+            "lastJobName": st.last_job_name,
+            "lastReconcile": st.last_reconcile,
+            "configDigest": st.config_digest,
+            "conditions": st.conditions,
+            "observedGeneration": st.observed_generation,
+        }});
+        self.patch_status("record created Job", body, false).await?;
+        self.qjob.status = Some(st);
+        Ok(())
+    }
+
+    /// The QuarksJob's object reference for events.
+    pub fn reference(qjob: &QuarksJob) -> ObjectReference {
+        let mut r = qjob.object_ref(&());
+        r.name = Some(qjob.name_any());
+        r
+    }
+}
