@@ -26,6 +26,10 @@ pub struct Cli {
     #[command(flatten)]
     pub operator: OperatorArgs,
 
+    /// The admission webhook's settings.
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+
     /// A subcommand; none runs the operator.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -175,6 +179,61 @@ impl OperatorArgs {
             )
         }
     }
+}
+
+/// The admission webhook's flags (named like the other Quarks operators' webhook flags).
+#[derive(Args, Debug, Clone)]
+pub struct WebhookArgs {
+    /// (OPERATOR_NAMESPACE) Namespace the operator runs in: holds the webhook Service and certificate Secret
+    #[arg(long, env = "OPERATOR_NAMESPACE", hide_env = true, default_value = "default",
+          value_parser = non_empty("the operator namespace"))]
+    pub operator_namespace: String,
+
+    /// (WEBHOOK_SERVICE_NAME) Service through which the apiserver reaches the webhook (unless --webhook-server-host is set)
+    #[arg(long, env = "WEBHOOK_SERVICE_NAME", hide_env = true, default_value = "quarks-job-webhook",
+          value_parser = non_empty("the webhook service name"))]
+    pub webhook_service_name: String,
+
+    /// (WEBHOOK_SERVICE_PORT) Port of that Service
+    #[arg(long, env = "WEBHOOK_SERVICE_PORT", hide_env = true, default_value_t = 443,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub webhook_service_port: u16,
+
+    /// (WEBHOOK_SERVER_HOST) Host name or IP address the apiserver calls the webhook at directly, e.g. 127.0.0.1 when the operator runs outside the cluster; also added to the certificate
+    #[arg(
+        long,
+        visible_alias = "webhook-host",
+        env = "WEBHOOK_SERVER_HOST",
+        hide_env = true
+    )]
+    pub webhook_server_host: Option<String>,
+
+    /// (WEBHOOK_SERVER_PORT) Port the webhook listens on (TLS)
+    #[arg(long, visible_alias = "webhook-port", env = "WEBHOOK_SERVER_PORT", hide_env = true, default_value_t = 2999,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub webhook_server_port: u16,
+
+    /// (WEBHOOK_CERT_DIR) Directory with tls.crt, tls.key and ca.crt to serve instead of self-managed certificates; reloaded when they change
+    #[arg(long, env = "WEBHOOK_CERT_DIR", hide_env = true)]
+    pub webhook_cert_dir: Option<std::path::PathBuf>,
+
+    /// (WEBHOOK_CERT_SECRET) Secret in the operator namespace that keeps the self-managed certificates
+    #[arg(long, env = "WEBHOOK_CERT_SECRET", hide_env = true, default_value = "quarks-job-webhook-cert",
+          value_parser = non_empty("the certificate secret name"))]
+    pub webhook_cert_secret: String,
+
+    /// (HEALTH_PORT) Port of /healthz and /readyz (plain HTTP)
+    #[arg(long, env = "HEALTH_PORT", hide_env = true, default_value_t = 8081)]
+    pub health_port: u16,
+
+    /// (VERSIONED_SECRET_HISTORY) Versions kept per versioned secret written by persist-output; 0 keeps all
+    #[arg(
+        long,
+        env = "VERSIONED_SECRET_HISTORY",
+        hide_env = true,
+        default_value_t = 0
+    )]
+    pub versioned_secret_history: u32,
 }
 
 /// `persist-output` flags.
@@ -373,6 +432,15 @@ mod tests {
             "MELTDOWN_DURATION",
             "MELTDOWN_REQUEUE_AFTER",
             "MONITORED_ID",
+            "OPERATOR_NAMESPACE",
+            "WEBHOOK_SERVICE_NAME",
+            "WEBHOOK_SERVICE_PORT",
+            "WEBHOOK_SERVER_HOST",
+            "WEBHOOK_SERVER_PORT",
+            "WEBHOOK_CERT_DIR",
+            "WEBHOOK_CERT_SECRET",
+            "HEALTH_PORT",
+            "VERSIONED_SECRET_HISTORY",
         ] {
             assert!(
                 help.contains(&format!("({env})")),

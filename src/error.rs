@@ -36,6 +36,14 @@ pub enum Error {
     #[error("{0} is not implemented in this build yet")]
     NotImplemented(&'static str),
 
+    /// The admission webhook could not start or stopped.
+    #[error("webhook: {0}")]
+    Webhook(#[from] crate::webhook::WebhookError),
+
+    /// A port could not be opened.
+    #[error("cannot listen on the {0}")]
+    Listen(String),
+
     /// Local I/O (signals, files).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -54,6 +62,8 @@ impl Error {
             Error::ApplyCrd { .. } => "apply_crd",
             Error::CrdNotEstablished { .. } => "crd_not_established",
             Error::NotImplemented(_) => "not_implemented",
+            Error::Webhook(e) => e.metric_label(),
+            Error::Listen(_) => "listen",
             Error::Io(_) => "io",
             Error::Persist(e) => e.metric_label(),
         }

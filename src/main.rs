@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             Some(Command::PersistOutput(args)) => persist::run(args, cli.log.kubeconfig.as_deref())
                 .await
                 .map_err(Error::from),
-            _ => operator::run(&cli.operator, cli.log.kubeconfig.as_deref()).await,
+            _ => operator::run(&cli.operator, &cli.webhook, cli.log.kubeconfig.as_deref()).await,
         }
     });
     match result {

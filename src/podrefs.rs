@@ -5,7 +5,8 @@
 //! references in this sense: a missing pull secret does not stop a pod from being created (as
 //! upstream). A name referenced several times is optional only if every reference is optional.
 //!
-//! Shared by the reconciler (wait for missing references, config digest) and, later, the webhook.
+//! Shared by the reconciler (wait for missing references, config digest) and the webhook
+//! (rewriting versioned secret references, through [`visit_mut`]).
 
 use std::collections::BTreeMap;
 
@@ -91,59 +92,70 @@ impl PodRefs {
 /// The ConfigMaps and Secrets `spec` references.
 pub fn references(spec: &PodSpec) -> PodRefs {
     let mut refs = PodRefs::default();
-    for volume in spec.volumes.iter().flatten() {
-        if let Some(cm) = &volume.config_map {
-            refs.add(RefKind::ConfigMap, Some(&cm.name), cm.optional);
-        }
-        if let Some(secret) = &volume.secret {
-            refs.add(
-                RefKind::Secret,
-                secret.secret_name.as_deref(),
-                secret.optional,
-            );
-        }
-        for source in volume
-            .projected
-            .iter()
-            .flat_map(|p| p.sources.iter().flatten())
-        {
-            if let Some(cm) = &source.config_map {
-                refs.add(RefKind::ConfigMap, Some(&cm.name), cm.optional);
-            }
-            if let Some(secret) = &source.secret {
-                refs.add(RefKind::Secret, Some(&secret.name), secret.optional);
-            }
-        }
-    }
-    for container in spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-    {
-        add_container(&mut refs, container);
-    }
+    // one walk serves reading and rewriting; the copy is cheap next to the API calls around it
+    visit_mut(&mut spec.clone(), |kind, name, optional| {
+        refs.add(kind, Some(name.as_str()), optional)
+    });
     refs
 }
 
-fn add_container(refs: &mut PodRefs, container: &Container) {
-    for env in container.env.iter().flatten() {
-        let Some(from) = &env.value_from else {
-            continue;
-        };
-        if let Some(cm) = &from.config_map_key_ref {
-            refs.add(RefKind::ConfigMap, Some(&cm.name), cm.optional);
+/// Call `f(kind, name, optional)` with every reference of `spec`, with the name mutable (the
+/// webhook points versioned secret references at their newest version this way). Unnamed
+/// references are skipped.
+pub fn visit_mut(spec: &mut PodSpec, mut f: impl FnMut(RefKind, &mut String, Option<bool>)) {
+    for volume in spec.volumes.iter_mut().flatten() {
+        if let Some(cm) = &mut volume.config_map {
+            f(RefKind::ConfigMap, &mut cm.name, cm.optional);
         }
-        if let Some(secret) = &from.secret_key_ref {
-            refs.add(RefKind::Secret, Some(&secret.name), secret.optional);
+        if let Some(secret) = &mut volume.secret
+            && let Some(name) = &mut secret.secret_name
+        {
+            f(RefKind::Secret, name, secret.optional);
+        }
+        for source in volume
+            .projected
+            .iter_mut()
+            .flat_map(|p| p.sources.iter_mut().flatten())
+        {
+            if let Some(cm) = &mut source.config_map {
+                f(RefKind::ConfigMap, &mut cm.name, cm.optional);
+            }
+            if let Some(secret) = &mut source.secret {
+                f(RefKind::Secret, &mut secret.name, secret.optional);
+            }
         }
     }
-    for from in container.env_from.iter().flatten() {
-        if let Some(cm) = &from.config_map_ref {
-            refs.add(RefKind::ConfigMap, Some(&cm.name), cm.optional);
+    let containers = spec
+        .init_containers
+        .iter_mut()
+        .flatten()
+        .chain(spec.containers.iter_mut());
+    for container in containers {
+        visit_container(container, &mut f);
+    }
+}
+
+fn visit_container(
+    container: &mut Container,
+    f: &mut impl FnMut(RefKind, &mut String, Option<bool>),
+) {
+    for env in container.env.iter_mut().flatten() {
+        let Some(from) = &mut env.value_from else {
+            continue;
+        };
+        if let Some(cm) = &mut from.config_map_key_ref {
+            f(RefKind::ConfigMap, &mut cm.name, cm.optional);
         }
-        if let Some(secret) = &from.secret_ref {
-            refs.add(RefKind::Secret, Some(&secret.name), secret.optional);
+        if let Some(secret) = &mut from.secret_key_ref {
+            f(RefKind::Secret, &mut secret.name, secret.optional);
+        }
+    }
+    for from in container.env_from.iter_mut().flatten() {
+        if let Some(cm) = &mut from.config_map_ref {
+            f(RefKind::ConfigMap, &mut cm.name, cm.optional);
+        }
+        if let Some(secret) = &mut from.secret_ref {
+            f(RefKind::Secret, &mut secret.name, secret.optional);
         }
     }
 }

@@ -13,6 +13,26 @@ use support::process::{Running, quarks_job};
 
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The binary with free ports for the webhook and the health endpoints.
+fn operator() -> std::process::Command {
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string()
+    };
+    let mut cmd = quarks_job();
+    cmd.args([
+        "--webhook-server-port",
+        &free_port(),
+        "--health-port",
+        &free_port(),
+    ]);
+    cmd
+}
+
 fn established(crd: &CustomResourceDefinition) -> bool {
     crd.status
         .as_ref()
@@ -34,7 +54,7 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
     );
 
     // APPLY_CRD=false and MONITORED_ID from the environment
-    let mut cmd = quarks_job();
+    let mut cmd = operator();
     cmd.arg("--kubeconfig")
         .arg(&cp.kubeconfig)
         .env("APPLY_CRD", "false")
@@ -64,7 +84,7 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
     assert!(status.success(), "SIGTERM is a clean shutdown: {status}");
 
     // the default applies the CRD and returns only once it is Established
-    let mut cmd = quarks_job();
+    let mut cmd = operator();
     cmd.arg("--kubeconfig").arg(&cp.kubeconfig).args([
         "--monitored-id",
         "switch-test",
@@ -95,7 +115,7 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
     assert!(op.terminate().success());
 
     // a second start finds the CRD in place and applies it again without trouble
-    let mut cmd = quarks_job();
+    let mut cmd = operator();
     cmd.env("KUBECONFIG", &cp.kubeconfig);
     let mut op = Running::start(cmd);
     op.wait_for_log("is established", WAIT);

@@ -10,12 +10,40 @@ use quarks_job::api::Strategy;
 use reconcile_helpers::{World, created_run, qjob};
 use serde_json::json;
 
+/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS).
+async fn reqwest_free_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
 #[tokio::test]
 async fn the_binary_reconciles_until_sigterm() {
     let w = World::new("binary").await;
     let kubeconfig = support::shared().kubeconfig.clone();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string()
+    };
+    let (webhook_port, health_port) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_quarks-job"))
         .args([
+            "--webhook-server-host",
+            "127.0.0.1",
+            "--webhook-server-port",
+            &webhook_port,
+            "--health-port",
+            &health_port,
+            "--operator-namespace",
+            &w.ns,
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
             "--monitored-id",
@@ -50,6 +78,21 @@ async fn the_binary_reconciles_until_sigterm() {
     )
     .unwrap();
     assert_eq!(shown, kube::ResourceExt::name_any(&job));
+
+    // the binary's webhook mutated the pod the job controller created
+    let pod = w.pod_of(&kube::ResourceExt::name_any(&job)).await;
+    let spec = pod.spec.unwrap();
+    assert!(
+        spec.volumes
+            .iter()
+            .flatten()
+            .any(|v| v.name.starts_with("output-") && v.empty_dir.is_some()),
+        "pod not mutated: {:?}",
+        spec.volumes
+    );
+    // and the health port says ready
+    let ready = reqwest_free_get(&format!("127.0.0.1:{health_port}"), "/readyz").await;
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     // SIGTERM: graceful shutdown, exit code 0
     let pid = child.id() as i32;

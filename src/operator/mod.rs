@@ -11,7 +11,10 @@ use kube::Client;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use tracing::info;
 
-use crate::cli::OperatorArgs;
+use tokio::net::TcpListener;
+
+use crate::cli::{OperatorArgs, WebhookArgs};
+use crate::health::Readiness;
 use crate::{Error, Result, VERSION};
 
 pub use crd::{FIELD_MANAGER, apply_crd};
@@ -57,8 +60,13 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
     Ok(client)
 }
 
-/// Run the operator until SIGTERM or SIGINT.
-pub async fn run(args: &OperatorArgs, kubeconfig: Option<&str>) -> Result<()> {
+/// Run the operator until SIGTERM or SIGINT: the reconciler, the admission webhook and the
+/// health endpoints, sharing one shutdown signal.
+pub async fn run(
+    args: &OperatorArgs,
+    webhook: &WebhookArgs,
+    kubeconfig: Option<&str>,
+) -> Result<()> {
     info!("Checking kube config");
     let client = connect(kubeconfig).await?;
     info!(
@@ -81,23 +89,41 @@ pub async fn run(args: &OperatorArgs, kubeconfig: Option<&str>) -> Result<()> {
         info!("Shutting down");
         let _ = stop.send(true);
     });
+    let readiness = Readiness::default();
+    let health = TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, webhook.health_port))
+        .await
+        .map_err(|e| Error::Listen(format!("health port {}: {e}", webhook.health_port)))?;
+    let health = tokio::spawn(crate::health::serve(
+        health,
+        crate::health::router(readiness.clone()),
+        stopped(stopping.clone()),
+    ));
+    let webhook_settings = crate::webhook::Settings::from_args(args, webhook);
+    let mut webhook = tokio::spawn(crate::webhook::run::run(
+        client.clone(),
+        webhook_settings,
+        args.monitored_id.clone(),
+        readiness,
+        stopping.clone(),
+    ));
     let reconciler = crate::reconcile::run(
         client,
         crate::reconcile::Config::from(args),
         stopped(stopping.clone()),
     );
-    tokio::select! {
-        _ = reconciler => {}
-        _ = async { stopped(stopping).await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
-            tracing::warn!("Reconciles did not finish within {SHUTDOWN_GRACE:?} of the shutdown signal; stopping anyway");
-        }
+    let result = tokio::select! {
+        _ = reconciler => (&mut webhook).await,
+        finished = &mut webhook => finished,
+    };
+    let _ = health.await;
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Error::Webhook(e)),
+        Err(e) => Err(Error::Webhook(crate::webhook::WebhookError::Crashed(
+            e.to_string(),
+        ))),
     }
-    Ok(())
 }
-
-/// How long reconciles in flight may take to finish after SIGTERM/SIGINT (Kubernetes kills a
-/// pod 30 s after SIGTERM by default).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Resolves once the shutdown flag is set (or its sender is gone).
 pub async fn stopped(mut flag: tokio::sync::watch::Receiver<bool>) {

@@ -1,12 +1,22 @@
-//! The admission webhook served by axum over rustls. `server` serves a router over TLS with
-//! limits and graceful shutdown; the health port lives in `crate::health`.
+//! The admission webhook, served by axum over rustls:
+//! - `/mutate-pods` ([`mutate`]): output volumes, the output-persist container, newest versioned
+//!   secret names ([`versioned_refs`]) for pods of QuarksJob Jobs;
+//! - `/validate-quarksjobs` ([`validate`]): rejects QuarksJobs that cannot work.
 //!
-//! Still to come (webhook issue): `/mutate-pods` (output volumes, the output-persisting
-//! container, newest versioned secret names) and `/validate-quarksjobs`.
+//! Handlers ([`handler`]) answer from in-memory caches ([`caches`]); [`server`] serves TLS with
+//! limits and graceful shutdown; [`run`] wires certificates, registration, caches and the output
+//! token Secrets ([`tokens`]).
 
+pub mod caches;
+pub mod handler;
+pub mod mutate;
+pub mod run;
 mod server;
+pub mod tokens;
 pub mod validate;
+pub mod versioned_refs;
 
+pub use run::{Settings, WebhookError};
 pub use server::{
     BODY_LIMIT, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT, serve_tls, with_limits,
 };

@@ -1,0 +1,188 @@
+//! Running the webhook next to the controllers: certificates are loaded (or made), the webhook
+//! configurations registered with their `caBundle` — so job pods are refused rather than admitted
+//! unmutated while the webhook cannot answer — the caches filled, and only then the TLS port
+//! opened. Certificate renewal and the output token Secrets run alongside until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kube::Client;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use super::caches::Caches;
+use super::handler::{PodSettings, router};
+use super::server::{serve_tls, with_limits};
+use crate::certs::{
+    self, HotSwapResolver, LoadError, Registration, Source, Target, server_config, webhook_sans,
+};
+use crate::cli::{OperatorArgs, WebhookArgs};
+use crate::health::Readiness;
+use crate::names::sanitize_subdomain;
+
+/// Readiness check: a certificate is loaded and registered.
+pub const READY_CERTIFICATE: &str = "webhook certificate";
+/// Readiness check: the caches the webhook answers from are filled.
+pub const READY_CACHES: &str = "webhook caches";
+
+/// Everything the webhook needs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address of the TLS port.
+    pub listen: SocketAddr,
+    /// Where the certificates come from.
+    pub certificates: Source,
+    /// How the apiserver reaches the webhook.
+    pub registration: Registration,
+    /// What the pod mutation adds.
+    pub pod: PodSettings,
+}
+
+impl Settings {
+    /// The settings the command line asks for: the Service of `--webhook-service-name` in the
+    /// operator namespace, or `https://<--webhook-server-host>:<--webhook-server-port>` when a
+    /// host is given; self-managed certificates unless `--webhook-cert-dir` is set.
+    pub fn from_args(op: &OperatorArgs, wh: &WebhookArgs) -> Settings {
+        let host = wh.webhook_server_host.clone().filter(|h| !h.is_empty());
+        let target = match &host {
+            Some(host) => Target::Url {
+                host: host.clone(),
+                port: wh.webhook_server_port,
+            },
+            None => Target::Service {
+                namespace: wh.operator_namespace.clone(),
+                name: wh.webhook_service_name.clone(),
+                port: i32::from(wh.webhook_service_port),
+            },
+        };
+        let certificates = match &wh.webhook_cert_dir {
+            Some(dir) => Source::Dir(dir.clone()),
+            None => Source::Managed {
+                namespace: wh.operator_namespace.clone(),
+                secret: wh.webhook_cert_secret.clone(),
+                sans: webhook_sans(
+                    &wh.webhook_service_name,
+                    &wh.operator_namespace,
+                    &host.into_iter().collect::<Vec<_>>(),
+                ),
+            },
+        };
+        Settings {
+            listen: SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, wh.webhook_server_port)),
+            certificates,
+            registration: Registration {
+                name: sanitize_subdomain(&format!("quarks-job-{}", op.monitored_id)),
+                monitored_id: op.monitored_id.clone(),
+                operator_namespace: wh.operator_namespace.clone(),
+                target,
+            },
+            pod: PodSettings {
+                image: op.operator_image(),
+                pull_policy: op.docker_image_pull_policy.as_str().to_string(),
+                versioned_secret_history: wh.versioned_secret_history,
+            },
+        }
+    }
+}
+
+/// Errors that stop the webhook from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// Certificates or registration.
+    #[error(transparent)]
+    Certificates(#[from] LoadError),
+    /// The webhook task ended unexpectedly.
+    #[error("the webhook task crashed: {0}")]
+    Crashed(String),
+    /// The TLS port.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl WebhookError {
+    /// A short label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            WebhookError::Certificates(_) => "webhook_certificates",
+            WebhookError::Listen { .. } => "webhook_listen",
+            WebhookError::Crashed(_) => "webhook_crashed",
+        }
+    }
+}
+
+/// Run the webhook until `shutdown` turns true.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    monitored_id: String,
+    readiness: Readiness,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), WebhookError> {
+    readiness.register(READY_CERTIFICATE);
+    readiness.register(READY_CACHES);
+    let bundle = certs::load(&client, &settings.certificates).await?;
+    let resolver = HotSwapResolver::new(&bundle.serving.cert_pem, &bundle.serving.key_pem)
+        .map_err(LoadError::from)?;
+    let tls = Arc::new(server_config(resolver.clone()).map_err(LoadError::from)?);
+    settings
+        .registration
+        .apply(client.clone(), bundle.ca_bundle_pem.as_bytes())
+        .await
+        .map_err(|source| LoadError::Register {
+            name: settings.registration.name.clone(),
+            source,
+        })?;
+    info!(
+        "Registered webhook configurations '{}'",
+        settings.registration.name
+    );
+    readiness.set(READY_CERTIFICATE, true);
+
+    let renewal = tokio::spawn(certs::maintain(
+        client.clone(),
+        settings.certificates.clone(),
+        settings.registration.clone(),
+        resolver,
+        bundle,
+        shutdown.clone(),
+    ));
+    let tokens = tokio::spawn(super::tokens::run(
+        client.clone(),
+        monitored_id.clone(),
+        until(shutdown.clone()),
+    ));
+    let (caches, fill) = Caches::new(client, &monitored_id);
+    let filling = tokio::spawn(fill);
+
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| WebhookError::Listen {
+                addr: settings.listen,
+                source,
+            })?;
+    tokio::select! {
+        _ = caches.wait_ready() => {}
+        _ = until(shutdown.clone()) => return Ok(()),
+    }
+    readiness.set(READY_CACHES, true);
+    info!("Webhook caches are filled");
+    let app = with_limits(router(caches, settings.pod));
+    serve_tls(listener, tls, app, until(shutdown)).await;
+    filling.abort();
+    let _ = tokens.await;
+    let _ = renewal.await;
+    Ok(())
+}
+
+/// Resolves when the shutdown flag turns true (or its sender is gone).
+pub async fn until(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
