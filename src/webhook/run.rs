@@ -117,16 +117,27 @@ impl WebhookError {
     }
 }
 
-/// Run the webhook until `shutdown` turns true.
-pub async fn run(
+/// Run the webhook until `shutdown` turns true. Its readiness checks are registered when this
+/// is called, before the returned future first runs, so `/readyz` never reports ready early.
+pub fn run(
+    client: Client,
+    settings: Settings,
+    monitored_id: String,
+    readiness: Readiness,
+    shutdown: watch::Receiver<bool>,
+) -> impl Future<Output = Result<(), WebhookError>> + Send + 'static {
+    readiness.register(READY_CERTIFICATE);
+    readiness.register(READY_CACHES);
+    serve(client, settings, monitored_id, readiness, shutdown)
+}
+
+async fn serve(
     client: Client,
     settings: Settings,
     monitored_id: String,
     readiness: Readiness,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), WebhookError> {
-    readiness.register(READY_CERTIFICATE);
-    readiness.register(READY_CACHES);
     let bundle = certs::load(&client, &settings.certificates).await?;
     let resolver = HotSwapResolver::new(&bundle.serving.cert_pem, &bundle.serving.key_pem)
         .map_err(LoadError::from)?;

@@ -1,0 +1,409 @@
+//! The webhook against the real control plane: registered by URL on 127.0.0.1, it mutates the
+//! pods that kube-controller-manager creates for Jobs of QuarksJobs, fails closed when stopped,
+//! and rejects bad QuarksJobs at `kubectl apply`. The webhook and the reconciler run in-process,
+//! exactly as the operator binary runs them (see `operator::run`).
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod, Secret, ServiceAccount};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
+use quarks_job::certs::{Registration, Source, Target, webhook_sans};
+use quarks_job::health::Readiness;
+use quarks_job::webhook::handler::PodSettings;
+use quarks_job::webhook::mutate::{TOKEN_MOUNT_PATH, token_secret_name};
+use quarks_job::webhook::validate::OUTPUT_PERSIST_CONTAINER;
+use serde_json::json;
+use support::{
+    admin_client, ensure_crd, eventually, eventually_some, kubectl, shared, test_namespace, unique,
+};
+use tokio::sync::watch;
+
+const WAIT: Duration = Duration::from_secs(60);
+const OUTPUT_SA: &str = "persist-output-sa";
+
+/// A monitored namespace, and the webhook plus reconciler of the operator watching it.
+struct World {
+    client: Client,
+    ns: String,
+    stop_webhook: watch::Sender<bool>,
+    stop_reconciler: watch::Sender<bool>,
+    webhook: tokio::task::JoinHandle<()>,
+}
+
+async fn world(prefix: &str) -> World {
+    let client = admin_client().await;
+    ensure_crd(&client).await;
+    let id = format!("{prefix}-{}", unique());
+    let ns = test_namespace(
+        &client,
+        prefix,
+        &[
+            (LABEL_MONITORED, id.as_str()),
+            (LABEL_QJOB_SERVICE_ACCOUNT, OUTPUT_SA),
+        ],
+    )
+    .await;
+    let ops = test_namespace(&client, &format!("{prefix}-ops"), &[]).await;
+    let sa: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": OUTPUT_SA}})).unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = quarks_job::webhook::Settings {
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        certificates: Source::Managed {
+            namespace: ops.clone(),
+            secret: "quarks-job-webhook-cert".into(),
+            sans: webhook_sans("quarks-job-webhook", &ops, &["127.0.0.1".into()]),
+        },
+        registration: Registration {
+            name: format!("quarks-job-{id}"),
+            monitored_id: id.clone(),
+            operator_namespace: ops.clone(),
+            target: Target::Url {
+                host: "127.0.0.1".into(),
+                port,
+            },
+        },
+        pod: PodSettings {
+            image: "cfcontainerization/quarks-job:test".into(),
+            pull_policy: "IfNotPresent".into(),
+            versioned_secret_history: 0,
+        },
+    };
+    let readiness = Readiness::default();
+    let (stop_webhook, webhook_stopping) = watch::channel(false);
+    let running = quarks_job::webhook::run::run(
+        client.clone(),
+        settings,
+        id.clone(),
+        readiness.clone(),
+        webhook_stopping,
+    );
+    let webhook = tokio::spawn(async move { running.await.expect("webhook runs") });
+    let (stop_reconciler, reconciler_stopping) = watch::channel(false);
+    tokio::spawn(quarks_job::reconcile::run(
+        client.clone(),
+        quarks_job::reconcile::Config::new(id.clone()),
+        quarks_job::operator::stopped(reconciler_stopping),
+    ));
+    eventually(WAIT, "the webhook to be ready", || {
+        let r = readiness.clone();
+        async move { r.is_ready() }
+    })
+    .await;
+    World {
+        client,
+        ns,
+        stop_webhook,
+        stop_reconciler,
+        webhook,
+    }
+}
+
+impl World {
+    fn api<K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>>(&self) -> Api<K>
+    where
+        K::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn versioned_secret(&self, name: &str, version: u32) {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": format!("{name}-v{version}"), "labels": {
+                "quarks.cloudfoundry.org/secret-kind": "versionedSecret",
+                "quarks.cloudfoundry.org/secret-version": version.to_string()}},
+            "stringData": {"password": format!("pw{version}")}
+        }))
+        .unwrap();
+        self.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+
+    /// The `n` pods of the QuarksJob `qjob`.
+    async fn pods(&self, qjob: &str, n: usize) -> Vec<Pod> {
+        let pods = self.api::<Pod>();
+        eventually_some(WAIT, &format!("{n} pod(s) of QuarksJob {qjob}"), || async {
+            let list = pods
+                .list(&ListParams::default().labels(&format!("{LABEL_QJOB_NAME}={qjob}")))
+                .await
+                .ok()?
+                .items;
+            (list.len() == n).then_some(list)
+        })
+        .await
+    }
+
+    async fn stop(self) {
+        let _ = self.stop_webhook.send(true);
+        let _ = self.stop_reconciler.send(true);
+        let _ = self.webhook.await;
+        support::delete_namespace(&self.client, &self.ns).await;
+    }
+}
+
+fn errand(name: &str, strategy: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "quarks.cloudfoundry.org/v1alpha1",
+        "kind": "QuarksJob",
+        "metadata": {"name": name},
+        "spec": {
+            "trigger": {"strategy": strategy},
+            "output": {"outputMap": {"jsonout": {"output.json": {"name": "foo-json"}}}},
+            "template": {"spec": {"backoffLimit": 0, "template": {"spec": {
+                "restartPolicy": "Never",
+                "initContainers": [{"name": "init", "image": "busybox",
+                    "env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "creds-v1", "key": "password"}}}]}],
+                "containers": [{"name": "jsonout", "image": "busybox",
+                    "envFrom": [{"secretRef": {"name": "creds-v1"}}]}]
+            }}}}
+        }
+    })
+}
+
+async fn trigger(w: &World, name: &str) {
+    w.api::<quarks_job::api::QuarksJob>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"trigger": {"strategy": "now"}}})),
+        )
+        .await
+        .unwrap();
+}
+
+// multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_pods_are_stored_mutated_and_pick_up_new_versions() {
+    let w = world("whpods").await;
+    w.versioned_secret("creds", 1).await;
+    w.versioned_secret("creds", 2).await;
+    let qjobs = w.api::<quarks_job::api::QuarksJob>();
+    qjobs
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(errand("errand", "now")).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let pod = w.pods("errand", 1).await.remove(0);
+    let spec = pod.spec.clone().unwrap();
+    // output volume mounted into the user container
+    let jsonout = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "jsonout")
+        .unwrap();
+    assert!(
+        jsonout
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "output-jsonout" && m.mount_path == "/mnt/quarks")
+    );
+    // the output container, with the output account's token mounted into it only
+    let persist = spec
+        .containers
+        .iter()
+        .find(|c| c.name == OUTPUT_PERSIST_CONTAINER)
+        .expect("output-persist added");
+    assert_eq!(
+        persist.args.as_deref(),
+        Some(&["persist-output".to_string()][..])
+    );
+    let token_mount = persist
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == TOKEN_MOUNT_PATH)
+        .unwrap();
+    let token_volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == token_mount.name)
+        .unwrap();
+    assert_eq!(
+        token_volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some(token_secret_name(OUTPUT_SA).as_str())
+    );
+    assert!(
+        persist
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "output-jsonout" && m.mount_path == "/mnt/quarks/jsonout")
+    );
+    // the operator keeps that token Secret, and Kubernetes filled it for the account
+    let token = eventually_some(WAIT, "the output account's token", || async {
+        let s = w
+            .api::<Secret>()
+            .get_opt(&token_secret_name(OUTPUT_SA))
+            .await
+            .ok()??;
+        s.data.as_ref()?.get("token").is_some().then_some(s)
+    })
+    .await;
+    assert_eq!(
+        token
+            .annotations()
+            .get("kubernetes.io/service-account.name")
+            .map(String::as_str),
+        Some(OUTPUT_SA)
+    );
+    // the newest version, in init and regular containers alike
+    let init_ref = spec.init_containers.as_ref().unwrap()[0]
+        .env
+        .as_ref()
+        .unwrap()[0]
+        .value_from
+        .clone()
+        .unwrap();
+    assert_eq!(init_ref.secret_key_ref.unwrap().name, "creds-v2");
+    assert_eq!(
+        jsonout.env_from.as_ref().unwrap()[0]
+            .secret_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "creds-v2"
+    );
+
+    // a version created between two runs is picked up by the second pod
+    let job = pod.labels()["job-name"].clone();
+    support::kubelet::finish_pod(&w.api::<Pod>(), &pod.name_any(), 0).await;
+    eventually(WAIT, "the first Job to be cleaned up", || async {
+        w.api::<Job>().get_opt(&job).await.unwrap().is_none()
+    })
+    .await;
+    w.versioned_secret("creds", 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the watch deliver it
+    trigger(&w, "errand").await;
+    let second = w
+        .pods("errand", 2)
+        .await
+        .into_iter()
+        .find(|p| p.labels()["job-name"] != job)
+        .unwrap();
+    let spec = second.spec.unwrap();
+    let jsonout = spec
+        .containers
+        .iter()
+        .find(|c| c.name == "jsonout")
+        .unwrap();
+    assert_eq!(
+        jsonout.env_from.as_ref().unwrap()[0]
+            .secret_ref
+            .as_ref()
+            .unwrap()
+            .name,
+        "creds-v3"
+    );
+    w.stop().await;
+}
+
+// multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_webhook_stopped_job_pods_are_refused_with_an_event() {
+    let w = world("whdown").await;
+    w.versioned_secret("creds", 1).await;
+    // stop the webhook only; the reconciler goes on creating Jobs
+    let _ = w.stop_webhook.send(true);
+    let qjobs = w.api::<quarks_job::api::QuarksJob>();
+    qjobs
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(errand("refused", "now")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let events = w.api::<Event>();
+    let event = eventually_some(WAIT, "a FailedCreate event on the Job", || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("FailedCreate")
+                    && e.involved_object.kind.as_deref() == Some("Job")
+            })
+    })
+    .await;
+    let message = event.message.unwrap_or_default();
+    assert!(
+        message.contains("mutate-pods.quarks.cloudfoundry.org"),
+        "{message}"
+    );
+    assert!(
+        w.api::<Pod>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "no unmutated pod slipped through"
+    );
+    w.stop().await;
+}
+
+// multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_of_a_bad_quarksjob_is_rejected_with_the_reason() {
+    let w = world("whval").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    let mut bad = errand("bad", "manual");
+    bad["spec"]["output"]["outputMap"] = json!({"jsonot": {"output.json": {"name": "foo-json"}}});
+    std::fs::write(&file, serde_json::to_string(&bad).unwrap()).unwrap();
+    let err = kubectl(
+        &shared().kubeconfig,
+        &["apply", "-n", &w.ns, "-f", file.to_str().unwrap()],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("validate-quarksjobs.quarks.cloudfoundry.org"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.output.outputMap.jsonot: no container of that name"),
+        "{err}"
+    );
+
+    // upstream's manifests apply, with a warning about the misplaced backoffLimit
+    let example = support::repo_root().join("tests/fixtures/upstream-examples/qjob_errand.yaml");
+    let out = std::process::Command::new("kubectl")
+        .arg(format!("--kubeconfig={}", shared().kubeconfig.display()))
+        .args(["apply", "-n", &w.ns, "-f", example.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("Warning: spec.template.backoffLimit is ignored by Kubernetes"),
+        "{warning}"
+    );
+    w.stop().await;
+}
