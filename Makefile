@@ -49,7 +49,7 @@ run: build ## Run the operator: against the configured cluster if one answers, e
 	else \
 	  echo "make run: no cluster configured; starting a local control plane" >&2; \
 	  bash hack/control-plane.sh ensure >/dev/null && \
-	  $(CARGO) run --locked -q --example testenv -- $(BIN) $(ARGS); \
+	  $(CARGO) run --locked -q --example testenv -- $(BIN) --webhook-server-host 127.0.0.1 $(ARGS); \
 	fi
 
 clean: ## Remove build output
