@@ -6,6 +6,36 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::VERSION;
 
+/// Every environment variable the binary reads (each also settable by its flag).
+pub const ENV_VARS: &[&str] = &[
+    "APPLY_CRD",
+    "CTX_TIMEOUT",
+    "DOCKER_IMAGE_ORG",
+    "DOCKER_IMAGE_PULL_POLICY",
+    "DOCKER_IMAGE_REPOSITORY",
+    "DOCKER_IMAGE_TAG",
+    "KUBECONFIG",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "MAX_WORKERS",
+    "MELTDOWN_DURATION",
+    "MELTDOWN_REQUEUE_AFTER",
+    "MONITORED_ID",
+    "OPERATOR_NAMESPACE",
+    "WEBHOOK_SERVICE_NAME",
+    "WEBHOOK_SERVICE_PORT",
+    "WEBHOOK_SERVER_HOST",
+    "WEBHOOK_SERVER_PORT",
+    "WEBHOOK_CERT_DIR",
+    "WEBHOOK_CERT_SECRET",
+    "HEALTH_PORT",
+    "VERSIONED_SECRET_HISTORY",
+];
+
+/// The environment variables `persist-output` reads besides [`ENV_VARS`].
+pub const PERSIST_OUTPUT_ENV_VARS: &[&str] =
+    &["NAMESPACE", "POD_NAME", "OUTPUT_DIR", "OUTPUT_TIMEOUT"];
+
 /// `quarks-job`: without a subcommand it runs the operator, as upstream.
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -418,30 +448,7 @@ mod tests {
     #[test]
     fn help_names_every_env_var() {
         let help = Cli::command().render_long_help().to_string();
-        for env in [
-            "APPLY_CRD",
-            "CTX_TIMEOUT",
-            "DOCKER_IMAGE_ORG",
-            "DOCKER_IMAGE_PULL_POLICY",
-            "DOCKER_IMAGE_REPOSITORY",
-            "DOCKER_IMAGE_TAG",
-            "KUBECONFIG",
-            "LOG_LEVEL",
-            "LOG_FORMAT",
-            "MAX_WORKERS",
-            "MELTDOWN_DURATION",
-            "MELTDOWN_REQUEUE_AFTER",
-            "MONITORED_ID",
-            "OPERATOR_NAMESPACE",
-            "WEBHOOK_SERVICE_NAME",
-            "WEBHOOK_SERVICE_PORT",
-            "WEBHOOK_SERVER_HOST",
-            "WEBHOOK_SERVER_PORT",
-            "WEBHOOK_CERT_DIR",
-            "WEBHOOK_CERT_SECRET",
-            "HEALTH_PORT",
-            "VERSIONED_SECRET_HISTORY",
-        ] {
+        for env in ENV_VARS {
             assert!(
                 help.contains(&format!("({env})")),
                 "help lacks {env}:\n{help}"

@@ -128,11 +128,7 @@ fn an_unreachable_cluster_is_a_clear_error_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     // a port on loopback where nothing listens
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port: u16 = support::free_port().parse().unwrap();
     std::fs::write(
         &kc,
         format!(

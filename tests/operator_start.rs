@@ -15,20 +15,12 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// The binary with free ports for the webhook and the health endpoints.
 fn operator() -> std::process::Command {
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string()
-    };
     let mut cmd = quarks_job();
     cmd.args([
         "--webhook-server-port",
-        &free_port(),
+        &support::free_port(),
         "--health-port",
-        &free_port(),
+        &support::free_port(),
     ]);
     cmd
 }

@@ -25,15 +25,7 @@ async fn reqwest_free_get(addr: &str, path: &str) -> String {
 async fn the_binary_reconciles_until_sigterm() {
     let w = World::new("binary").await;
     let kubeconfig = support::shared().kubeconfig.clone();
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string()
-    };
-    let (webhook_port, health_port) = (free_port(), free_port());
+    let (webhook_port, health_port) = (support::free_port(), support::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_quarks-job"))
         .args([
             "--webhook-server-host",

@@ -57,11 +57,7 @@ async fn world(prefix: &str) -> World {
         .await
         .unwrap();
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port: u16 = support::free_port().parse().unwrap();
     let settings = quarks_job::webhook::Settings {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         certificates: Source::Managed {

@@ -111,9 +111,17 @@ pub async fn run(
         crate::reconcile::Config::from(args),
         stopped(stopping.clone()),
     );
+    tokio::pin!(reconciler);
     let result = tokio::select! {
-        _ = reconciler => (&mut webhook).await,
-        finished = &mut webhook => finished,
+        _ = &mut reconciler => (&mut webhook).await,
+        finished = &mut webhook => {
+            // The webhook ends on shutdown, or when it cannot start. On shutdown the reconciles
+            // in flight still finish; a webhook that cannot start stops the operator at once.
+            if matches!(finished, Ok(Ok(()))) {
+                reconciler.await;
+            }
+            finished
+        }
     };
     let _ = health.await;
     match result {

@@ -151,23 +151,28 @@ impl Target<'_> {
             .await;
         }
         if exists {
-            let note = format!(
-                "Skip '{}': job '{job_name}' already exists (already running)",
-                self.object
-            );
-            publish(
-                &self.ctx.recorder,
-                &self.regarding,
-                false,
-                events::ALREADY_RUNNING,
-                "CreateJob",
-                note,
-            )
-            .await;
+            self.already_running(job_name).await;
         } else {
             self.create_job(job_name).await?;
         }
         self.record(plan.run, job_name, digest).await
+    }
+
+    /// The Job of this run exists already: say so (upstream's `AlreadyRunning`).
+    async fn already_running(&self, job_name: &str) {
+        let note = format!(
+            "Skip '{}': job '{job_name}' already exists (already running)",
+            self.object
+        );
+        publish(
+            &self.ctx.recorder,
+            &self.regarding,
+            false,
+            events::ALREADY_RUNNING,
+            "CreateJob",
+            note,
+        )
+        .await;
     }
 
     async fn create_job(&self, job_name: &str) -> Result<()> {
@@ -206,19 +211,7 @@ impl Target<'_> {
                 Ok(())
             }
             Err(e) if is_already_exists(&e) => {
-                let note = format!(
-                    "Skip '{}': job '{job_name}' already exists (already running)",
-                    self.object
-                );
-                publish(
-                    &self.ctx.recorder,
-                    &self.regarding,
-                    false,
-                    events::ALREADY_RUNNING,
-                    "CreateJob",
-                    note,
-                )
-                .await;
+                self.already_running(job_name).await;
                 Ok(())
             }
             Err(e) => {

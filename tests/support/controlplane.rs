@@ -358,7 +358,8 @@ pub fn unique() -> String {
     (0..4).map(|_| format!("{:02x}", rand_byte())).collect()
 }
 
-fn free_port() -> Result<u16, String> {
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }

@@ -125,6 +125,11 @@ pub async fn ensure_crd(client: &Client) {
         .expect("apply CRD");
 }
 
+/// A free port on 127.0.0.1, as a flag value (for the operator's webhook and health ports).
+pub fn free_port() -> String {
+    controlplane::free_port().expect("a free port").to_string()
+}
+
 /// Names of the objects of a list.
 pub fn names<K: ResourceExt>(items: &[K]) -> Vec<String> {
     items.iter().map(|o| o.name_any()).collect()

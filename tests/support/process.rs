@@ -5,30 +5,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Environment variables the binary reads; cleared so the caller's shell cannot leak in.
-pub const OPERATOR_ENV: &[&str] = &[
-    "APPLY_CRD",
-    "CTX_TIMEOUT",
-    "DOCKER_IMAGE_ORG",
-    "DOCKER_IMAGE_PULL_POLICY",
-    "DOCKER_IMAGE_REPOSITORY",
-    "DOCKER_IMAGE_TAG",
-    "KUBECONFIG",
-    "LOG_LEVEL",
-    "LOG_FORMAT",
-    "MAX_WORKERS",
-    "MELTDOWN_DURATION",
-    "MELTDOWN_REQUEUE_AFTER",
-    "MONITORED_ID",
-    "NAMESPACE",
-    "POD_NAME",
-    "RUST_LOG",
-];
+use quarks_job::cli::{ENV_VARS, PERSIST_OUTPUT_ENV_VARS};
 
 /// A `Command` for the quarks-job binary with a clean environment for its own variables.
 pub fn quarks_job() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quarks-job"));
-    for var in OPERATOR_ENV {
+    // the caller's shell must not leak into the binary's settings
+    for var in ENV_VARS
+        .iter()
+        .chain(PERSIST_OUTPUT_ENV_VARS)
+        .chain(&["RUST_LOG"])
+    {
         cmd.env_remove(var);
     }
     cmd
