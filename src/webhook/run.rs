@@ -179,16 +179,20 @@ async fn serve(
                 addr: settings.listen,
                 source,
             })?;
-    tokio::select! {
-        _ = caches.wait_ready() => {}
-        _ = until(shutdown.clone()) => return Ok(()),
+    let filled = tokio::select! {
+        _ = caches.wait_ready() => true,
+        _ = until(shutdown.clone()) => false,
+    };
+    if filled {
+        readiness.set(READY_CACHES, true);
+        info!("Webhook caches are filled");
+        let app = with_limits(router(caches, settings.pod));
+        serve_tls(listener, tls, app, until(shutdown)).await;
     }
-    readiness.set(READY_CACHES, true);
-    info!("Webhook caches are filled");
-    let app = with_limits(router(caches, settings.pod));
-    serve_tls(listener, tls, app, until(shutdown)).await;
     filling.abort();
-    let _ = tokens.await;
+    // The token controller only makes idempotent creates; stop it outright: kube-runtime's
+    // controller does not finish a graceful shutdown that comes before its first full list.
+    tokens.abort();
     let _ = renewal.await;
     Ok(())
 }
