@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::Api;
 use quarks_job::api::Strategy;
@@ -371,6 +371,44 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
             .await
             .unwrap()
             .is_some()
+    })
+    .await;
+
+    // a second run reads a referenced ConfigMap (configmaps get) and, with `delete: pod`,
+    // deletes its pod after success (pods delete)
+    let cms: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    cms.create(
+        &Default::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "config"}, "data": {"A": "1"}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    w.create(json!({
+        "metadata": {"name": "cleaner"},
+        "spec": {
+            "trigger": {"strategy": "now"},
+            "template": {"spec": {"backoffLimit": 0, "template": {
+                "metadata": {"labels": {"delete": "pod"}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "busybox", "image": "busybox", "command": ["true"],
+                        "envFrom": [{"configMapRef": {"name": "config"}}]}]
+                }
+            }}}
+        }
+    }))
+    .await;
+    let job = w.wait_jobs("cleaner", 1).await.remove(0).name_any();
+    let pod = w.finish_job(&job, 0).await.name_any();
+    w.wait_job_gone(&job).await;
+    eventually(WAIT, "pod of cleaner deleted", || async {
+        w.pods().get_opt(&pod).await.unwrap().is_none()
+    })
+    .await;
+    w.wait_qjob("cleaner", "completed", |q| {
+        q.status.as_ref().is_some_and(|s| s.completed)
     })
     .await;
 
