@@ -260,6 +260,18 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     let denied = kubectl(&op_kc, &["get", "nodes"]).unwrap_err();
     assert!(denied.contains("forbidden"), "{denied}");
 
+    // an empty certificate Secret, as if left over: the operator must renew it in place
+    // (secrets update, granted only by the Role in the operator namespace)
+    let op_secrets: Api<Secret> = Api::namespaced(admin.clone(), &op_ns);
+    op_secrets
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "quarks-job-webhook-cert"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+
     let health_port = support::free_port();
     let mut cmd = support::process::quarks_job();
     cmd.args([
@@ -299,6 +311,12 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     }
     .await;
     assert!(ready, "operator not ready:\n{}", operator.stderr());
+
+    let cert = op_secrets.get("quarks-job-webhook-cert").await.unwrap();
+    assert!(
+        cert.data.unwrap_or_default().contains_key("ca.crt"),
+        "certificate Secret not renewed"
+    );
 
     let w = World {
         client: admin.clone(),
