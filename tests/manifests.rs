@@ -9,14 +9,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
 use quarks_job::api::Strategy;
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use reconcile_helpers::{WAIT, World, created_run};
 use serde_json::{Value, json};
-use support::{eventually, eventually_some, kubectl};
+use support::{eventually, kubectl};
 
 fn manifests_dir() -> PathBuf {
     support::repo_root().join("manifests")
@@ -233,28 +233,10 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
             &format!("{LABEL_MONITORED}: {id}"),
         );
     apply(&admin_kc, &staging);
-    let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &ns);
-    eventually(WAIT, "default ServiceAccount with a token", || async {
-        sas.get_opt("default")
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|sa| !sa.secrets.unwrap_or_default().is_empty())
-    })
-    .await;
+    support::service_account_token(&admin, &ns, "default").await;
 
     // the operator's token (Kubernetes 1.20 creates token Secrets)
-    let op_sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), &op_ns);
-    let token_secret = eventually_some(WAIT, "operator ServiceAccount token", || async {
-        let sa = op_sas.get_opt("quarks-job").await.ok().flatten()?;
-        sa.secrets?.into_iter().next()?.name
-    })
-    .await;
-    let secret = Api::<Secret>::namespaced(admin.clone(), &op_ns)
-        .get(&token_secret)
-        .await
-        .unwrap();
-    let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+    let token = support::service_account_token(&admin, &op_ns, "quarks-job").await;
     let op_kc = support::shared().kubeconfig_for_token(&format!("operator-{op_ns}"), &token);
     // the token really is the restricted account, not an admin
     let denied = kubectl(&op_kc, &["get", "nodes"]).unwrap_err();

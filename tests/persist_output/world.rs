@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::support::kubelet::{self, State};
-use crate::support::{admin_client, ensure_crd, eventually_some, kubectl, shared, test_namespace};
+use crate::support::{
+    admin_client, ensure_crd, kubectl, service_account_token, shared, test_namespace,
+};
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams, PostParams};
@@ -64,14 +66,7 @@ pub async fn world(prefix: &str) -> World {
         .await
         .unwrap();
     // Kubernetes 1.20: the token controller puts the token into a Secret listed in `.secrets`.
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let token = eventually_some(WAIT, "the persist-output ServiceAccount token", || async {
-        let sa = sas.get("persist-output").await.ok()?;
-        let name = sa.secrets?.first()?.name.clone()?;
-        let secret = secrets.get(&name).await.ok()?;
-        Some(String::from_utf8(secret.data?.get("token")?.0.clone()).unwrap())
-    })
-    .await;
+    let token = service_account_token(&client, &ns, "persist-output").await;
     let sa_kubeconfig = shared().kubeconfig_for_token(&format!("{ns}-persist-output"), &token);
     World {
         client,

@@ -58,20 +58,33 @@ pub async fn test_namespace(client: &Client, prefix: &str, labels: &[(&str, &str
         .create(&PostParams::default(), &ns)
         .await
         .expect("create namespace");
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-    eventually(
+    service_account_token(client, &name, "default").await;
+    name
+}
+
+/// The token of the ServiceAccount `name` in `namespace`, once Kubernetes 1.20's token controller
+/// has put it into a Secret listed in the account's `.secrets`.
+pub async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), namespace);
+    eventually_some(
         Duration::from_secs(60),
-        "default ServiceAccount with a token",
+        &format!("a token for ServiceAccount {namespace}/{name}"),
         || async {
-            sas.get_opt("default")
+            let secret_name = sas
+                .get_opt(name)
                 .await
-                .ok()
-                .flatten()
-                .is_some_and(|sa| !sa.secrets.unwrap_or_default().is_empty())
+                .ok()??
+                .secrets?
+                .into_iter()
+                .next()?
+                .name?;
+            let secret = secrets.get_opt(&secret_name).await.ok()??;
+            String::from_utf8(secret.data?.get("token")?.0.clone()).ok()
         },
     )
-    .await;
-    name
+    .await
 }
 
 /// Delete a test namespace (the namespace controller removes what is inside).
