@@ -4,38 +4,49 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-/// Named readiness checks, shared between the parts that become ready and the probe handler.
-#[derive(Clone, Debug, Default)]
+/// Named readiness checks, shared between the parts that become ready, the probe handler and
+/// whoever waits for the process to be ready (the reconciler starts creating Jobs only once the
+/// webhook that mutates their pods is registered and serving).
+#[derive(Clone, Debug)]
 pub struct Readiness {
-    checks: Arc<Mutex<BTreeMap<String, bool>>>,
+    checks: Arc<watch::Sender<BTreeMap<String, bool>>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness {
+            checks: Arc::new(watch::Sender::new(BTreeMap::new())),
+        }
+    }
 }
 
 impl Readiness {
     /// Add a check that is not ready yet.
     pub fn register(&self, name: &str) {
-        self.lock().entry(name.to_string()).or_insert(false);
+        self.checks.send_modify(|checks| {
+            checks.entry(name.to_string()).or_insert(false);
+        });
     }
 
     /// Mark a check ready or not ready (registering it if needed).
     pub fn set(&self, name: &str, ready: bool) {
-        self.lock().insert(name.to_string(), ready);
+        self.checks.send_modify(|checks| {
+            checks.insert(name.to_string(), ready);
+        });
     }
 
     /// The checks that are not ready.
     pub fn pending(&self) -> Vec<String> {
-        self.lock()
-            .iter()
-            .filter(|(_, ready)| !**ready)
-            .map(|(name, _)| name.clone())
-            .collect()
+        pending(&self.checks.borrow())
     }
 
     /// Ready when no check is pending.
@@ -43,9 +54,20 @@ impl Readiness {
         self.pending().is_empty()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, bool>> {
-        self.checks.lock().unwrap_or_else(|p| p.into_inner())
+    /// Resolves once no registered check is pending.
+    pub async fn wait_ready(&self) {
+        let mut checks = self.checks.subscribe();
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = checks.wait_for(|checks| pending(checks).is_empty()).await;
     }
+}
+
+fn pending(checks: &BTreeMap<String, bool>) -> Vec<String> {
+    checks
+        .iter()
+        .filter(|(_, ready)| !**ready)
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// `/healthz` and `/readyz`.
@@ -138,5 +160,24 @@ mod tests {
         assert!(readiness.is_ready());
         readiness.set("pod cache", false);
         assert!(!readiness.is_ready());
+    }
+
+    #[tokio::test]
+    async fn wait_ready_resolves_when_the_last_check_passes() {
+        let readiness = Readiness::default();
+        readiness.register("certificate");
+        readiness.register("caches");
+        let waiter = tokio::spawn({
+            let readiness = readiness.clone();
+            async move { readiness.wait_ready().await }
+        });
+        readiness.set("certificate", true);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "ready with a check still pending");
+        readiness.set("caches", true);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("wait_ready resolves")
+            .unwrap();
     }
 }

@@ -122,5 +122,13 @@ async fn the_binary_reconciles_until_sigterm() {
         stderr.contains("Received SIGTERM") && stderr.contains("reconciler stopped"),
         "{stderr}"
     );
+    // Jobs are only created once the webhook serves, so their pods are always mutated
+    let registered = stderr
+        .find("Registered webhook configurations")
+        .expect("registered");
+    let started = stderr
+        .find("Webhook is serving, starting the reconciler")
+        .expect("reconciler started");
+    assert!(registered < started, "{stderr}");
     w.cleanup().await;
 }

@@ -1,7 +1,8 @@
 //! The operator process: connect, announce, apply the CRD, run until a shutdown signal.
 //!
 //! The reconciler runs until SIGTERM/SIGINT; reconciles in flight finish before the process
-//! exits (graceful shutdown). The webhook is later work.
+//! exits (graceful shutdown). The reconciler starts once the webhook is registered and
+//! serving, so no Job's pod is ever admitted without its output volume and container.
 
 mod crd;
 
@@ -103,13 +104,14 @@ pub async fn run(
         client.clone(),
         webhook_settings,
         args.monitored_id.clone(),
-        readiness,
+        readiness.clone(),
         stopping.clone(),
     ));
-    let reconciler = crate::reconcile::run(
+    let reconciler = reconcile_when_ready(
         client,
         crate::reconcile::Config::from(args),
-        stopped(stopping.clone()),
+        readiness,
+        stopping.clone(),
     );
     tokio::pin!(reconciler);
     let result = tokio::select! {
@@ -131,6 +133,22 @@ pub async fn run(
             e.to_string(),
         ))),
     }
+}
+
+/// The reconciler. Its controller starts only once the process is ready: a Job created before
+/// the webhook is registered and serving would get pods without the output volume and
+/// container, and its output would be lost.
+async fn reconcile_when_ready(
+    client: Client,
+    config: crate::reconcile::Config,
+    readiness: Readiness,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let ready = async move {
+        readiness.wait_ready().await;
+        info!("Webhook is serving, starting the reconciler");
+    };
+    crate::reconcile::run_when(client, config, ready, stopped(stopping)).await;
 }
 
 /// Resolves once the shutdown flag is set (or its sender is gone).

@@ -39,12 +39,28 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    run_when(client, config, future::ready(()), shutdown).await
+}
+
+/// Like [`run`], but the controller starts only once QuarksJobs are served *and* `ready`
+/// resolved — in the operator, once the webhook that mutates the Jobs' pods is registered and
+/// serving (a pod admitted before that would lack its output volume and container).
+pub async fn run_when(
+    client: Client,
+    config: Config,
+    ready: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     // Without the CRD, the QuarksJob watch cannot list, the controller's store never becomes
     // ready, and kube-runtime's controller then does not finish on shutdown: start it only once
     // QuarksJobs are served.
     let shutdown = shutdown.shared();
+    let started = async {
+        quarksjobs_served(&client).await;
+        ready.await;
+    };
     tokio::select! {
-        _ = quarksjobs_served(&client) => {}
+        _ = started => {}
         _ = shutdown.clone() => {
             info!("reconciler stopped");
             return;

@@ -33,5 +33,5 @@ pub mod state;
 pub mod status;
 
 pub use context::Config;
-pub use controller::run;
+pub use controller::{run, run_when};
 pub use error::{Error, Result, backoff};
