@@ -8,6 +8,12 @@ fn main() -> ExitCode {
     quarks_job::install_crypto_provider();
     // Usage errors print clap's message and exit with code 2.
     let cli = Cli::parse();
+    if let Err(message) = quarks_job::leader::timings(&cli.leader).check() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
     match cli.command {
         Some(Command::Version) => {
             print!("{}", cli::version_text());
@@ -35,7 +41,15 @@ fn main() -> ExitCode {
             Some(Command::PersistOutput(args)) => persist::run(args, cli.log.kubeconfig.as_deref())
                 .await
                 .map_err(Error::from),
-            _ => operator::run(&cli.operator, &cli.webhook, cli.log.kubeconfig.as_deref()).await,
+            _ => {
+                operator::run(
+                    &cli.operator,
+                    &cli.webhook,
+                    &cli.leader,
+                    cli.log.kubeconfig.as_deref(),
+                )
+                .await
+            }
         }
     });
     match result {

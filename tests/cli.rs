@@ -48,6 +48,9 @@ fn help_shows_upstream_flags_with_their_env_vars_and_defaults() {
         "[default: 30]",
         "(MONITORED_ID) only monitor namespaces with this id in their namespace label",
         "[default: default]",
+        "(LEADER_ELECTION) If true, only the replica holding the Lease",
+        "(LEADER_ELECTION_LEASE_DURATION)",
+        "[default: 15]",
         "persist-output",
         "Persist a file into a kube secret",
         "version",
@@ -110,6 +113,23 @@ fn bad_flag_values_exit_2_with_a_message_naming_the_flag() {
         // values from the environment are checked the same way
         (&[], &[("MAX_WORKERS", "-3")], "--max-workers"),
         (&[], &[("DOCKER_IMAGE_TAG", "")], "DOCKER_IMAGE_TAG"),
+        (&["--leader-election=maybe"], &[], "--leader-election"),
+        (
+            &["--leader-election-lease-duration", "0"],
+            &[],
+            "--leader-election-lease-duration",
+        ),
+        // a leader must give up before the others may take over
+        (
+            &["--leader-election-renew-deadline", "20"],
+            &[],
+            "renew deadline (20s) must be less than the lease duration (15s)",
+        ),
+        (
+            &[],
+            &[("LEADER_ELECTION_RETRY_PERIOD", "10")],
+            "retry period (10s) must be less than the renew deadline (10s)",
+        ),
     ];
     for (args, env, names) in cases {
         let out = run(args, env);

@@ -127,7 +127,7 @@ async fn the_binary_reconciles_until_sigterm() {
         .find("Registered webhook configurations")
         .expect("registered");
     let started = stderr
-        .find("Webhook is serving, starting the reconciler")
+        .find("Webhook is serving; starting the reconciler")
         .expect("reconciler started");
     assert!(registered < started, "{stderr}");
     w.cleanup().await;

@@ -30,6 +30,11 @@ pub const ENV_VARS: &[&str] = &[
     "WEBHOOK_CERT_SECRET",
     "HEALTH_PORT",
     "VERSIONED_SECRET_HISTORY",
+    "LEADER_ELECTION",
+    "LEADER_ELECTION_NAMESPACE",
+    "LEADER_ELECTION_LEASE_DURATION",
+    "LEADER_ELECTION_RENEW_DEADLINE",
+    "LEADER_ELECTION_RETRY_PERIOD",
 ];
 
 /// The environment variables `persist-output` reads besides [`ENV_VARS`].
@@ -59,6 +64,10 @@ pub struct Cli {
     /// The admission webhook's settings.
     #[command(flatten)]
     pub webhook: WebhookArgs,
+
+    /// Leader election between replicas.
+    #[command(flatten)]
+    pub leader: LeaderArgs,
 
     /// A subcommand; none runs the operator.
     #[command(subcommand)]
@@ -264,6 +273,37 @@ pub struct WebhookArgs {
         default_value_t = 0
     )]
     pub versioned_secret_history: u32,
+}
+
+/// Leader election: replicas share a coordination.k8s.io Lease; only its holder reconciles,
+/// every replica serves the webhook.
+#[derive(Args, Debug, Clone)]
+pub struct LeaderArgs {
+    /// (LEADER_ELECTION) If true, only the replica holding the Lease 'quarks-job-<monitored-id>' reconciles; false lets this process reconcile alone
+    #[arg(
+        long, env = "LEADER_ELECTION", hide_env = true, default_value_t = true, num_args = 0..=1,
+        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new()
+    )]
+    pub leader_election: bool,
+
+    /// (LEADER_ELECTION_NAMESPACE) Namespace of the Lease; defaults to the operator namespace
+    #[arg(long, env = "LEADER_ELECTION_NAMESPACE", hide_env = true)]
+    pub leader_election_namespace: Option<String>,
+
+    /// (LEADER_ELECTION_LEASE_DURATION) Seconds a Lease not renewed by its holder lasts before another replica takes over
+    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", hide_env = true, default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub leader_election_lease_duration: u64,
+
+    /// (LEADER_ELECTION_RENEW_DEADLINE) Seconds the leader keeps trying to renew before it stops reconciling; less than the lease duration
+    #[arg(long, env = "LEADER_ELECTION_RENEW_DEADLINE", hide_env = true, default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub leader_election_renew_deadline: u64,
+
+    /// (LEADER_ELECTION_RETRY_PERIOD) Seconds between two attempts to acquire or renew the Lease
+    #[arg(long, env = "LEADER_ELECTION_RETRY_PERIOD", hide_env = true, default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub leader_election_retry_period: u64,
 }
 
 /// `persist-output` flags.

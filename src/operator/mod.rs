@@ -14,7 +14,7 @@ use tracing::info;
 
 use tokio::net::TcpListener;
 
-use crate::cli::{OperatorArgs, WebhookArgs};
+use crate::cli::{LeaderArgs, OperatorArgs, WebhookArgs};
 use crate::health::Readiness;
 use crate::{Error, Result, VERSION};
 
@@ -66,6 +66,7 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
 pub async fn run(
     args: &OperatorArgs,
     webhook: &WebhookArgs,
+    leader: &LeaderArgs,
     kubeconfig: Option<&str>,
 ) -> Result<()> {
     info!("Checking kube config");
@@ -99,6 +100,12 @@ pub async fn run(
         crate::health::router(readiness.clone()),
         stopped(stopping.clone()),
     ));
+    let elector = leader.leader_election.then(|| {
+        crate::leader::Elector::new(
+            client.clone(),
+            crate::leader::Settings::from_args(args, webhook, leader),
+        )
+    });
     let webhook_settings = crate::webhook::Settings::from_args(args, webhook);
     let mut webhook = tokio::spawn(crate::webhook::run::run(
         client.clone(),
@@ -107,10 +114,11 @@ pub async fn run(
         readiness.clone(),
         stopping.clone(),
     ));
-    let reconciler = reconcile_when_ready(
+    let reconciler = reconcile_when_leading(
         client,
         crate::reconcile::Config::from(args),
         readiness,
+        elector,
         stopping.clone(),
     );
     tokio::pin!(reconciler);
@@ -135,20 +143,65 @@ pub async fn run(
     }
 }
 
-/// The reconciler. Its controller starts only once the process is ready: a Job created before
-/// the webhook is registered and serving would get pods without the output volume and
-/// container, and its output would be lost.
-async fn reconcile_when_ready(
+/// The reconciler, run while this replica leads (always without leader election). Its
+/// controller starts only once the process is ready: a Job created before the webhook is
+/// registered and serving would get pods without the output volume and container, and its
+/// output would be lost. Losing the Lease stops the reconciler (reconciles in flight finish);
+/// winning it again restarts it. On shutdown the Lease is released after the reconciler stopped.
+async fn reconcile_when_leading(
     client: Client,
     config: crate::reconcile::Config,
     readiness: Readiness,
+    elector: Option<crate::leader::Elector>,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    let ready = async move {
-        readiness.wait_ready().await;
-        info!("Webhook is serving, starting the reconciler");
+    let (leads, leading) = tokio::sync::watch::channel(elector.is_none());
+    // Without an election the sender stays here, so `leading` stays true (and open).
+    let (election, _always) = match elector {
+        Some(e) => (
+            Some(tokio::spawn(crate::leader::run(e, leads, stopping.clone()))),
+            None,
+        ),
+        None => (None, Some(leads)),
     };
-    crate::reconcile::run_when(client, config, ready, stopped(stopping)).await;
+    loop {
+        let start = {
+            let (readiness, mut leading) = (readiness.clone(), leading.clone());
+            async move {
+                readiness.wait_ready().await;
+                if leading.wait_for(|leads| *leads).await.is_err() {
+                    tracing::error!(
+                        "The leader election ended unexpectedly: this replica does not reconcile"
+                    );
+                    std::future::pending::<()>().await;
+                }
+                info!("Webhook is serving; starting the reconciler");
+            }
+        };
+        let until = {
+            let (mut lost, stop) = (leading.clone(), stopping.clone());
+            async move {
+                let lost = async move {
+                    let _ = lost.wait_for(|leads| *leads).await;
+                    let _ = lost.wait_for(|leads| !*leads).await;
+                };
+                tokio::select! {
+                    _ = lost => {}
+                    _ = stopped(stop) => {}
+                }
+            }
+        };
+        crate::reconcile::run_when(client.clone(), config.clone(), start, until).await;
+        if *stopping.borrow() {
+            break;
+        }
+        tracing::warn!("Stopped leading: the reconciler stopped until this replica leads again");
+    }
+    if let Some(election) = election
+        && let Ok(mut elector) = election.await
+    {
+        elector.release().await;
+    }
 }
 
 /// Resolves once the shutdown flag is set (or its sender is gone).

@@ -77,10 +77,17 @@ impl Running {
     }
 
     /// Send SIGTERM and wait for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.terminate_with_log().0
+    }
+
+    /// Send SIGTERM, wait for the exit status and return it with the whole log.
+    pub fn terminate_with_log(mut self) -> (std::process::ExitStatus, String) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        self.child.wait().expect("wait for quarks-job")
+        let status = self.child.wait().expect("wait for quarks-job");
+        std::thread::sleep(Duration::from_millis(100)); // let the reader drain
+        (status, self.stderr())
     }
 }
 

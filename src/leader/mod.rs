@@ -1,0 +1,109 @@
+//! Leader election with a `coordination.k8s.io/v1` Lease, so that of several replicas exactly
+//! one reconciles at a time while every replica serves the admission webhook.
+//!
+//! The Lease `quarks-job-<monitored-id>` lives in the operator namespace (one election per
+//! monitored id, so operators for different ids never block each other). The holder renews it
+//! every retry period; a replica takes it over when its record stayed unchanged for the lease
+//! duration (judged on the local monotonic clock); a leader that cannot renew for the renew
+//! deadline (shorter than the lease duration) stops reconciling before anyone may take over. On
+//! graceful shutdown the leader releases the Lease, so a rolling update hands over at once.
+
+mod decide;
+mod lease;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use decide::{Action, Observer, Record, Timings, decide, must_step_down};
+pub use lease::{Elector, Settings};
+
+use crate::cli::{LeaderArgs, OperatorArgs, WebhookArgs};
+use crate::names::sanitize_subdomain;
+
+impl Settings {
+    /// The Lease the command line asks for, and a fresh identity for this process.
+    pub fn from_args(op: &OperatorArgs, wh: &WebhookArgs, le: &LeaderArgs) -> Settings {
+        Settings {
+            namespace: le
+                .leader_election_namespace
+                .clone()
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or_else(|| wh.operator_namespace.clone()),
+            name: lease_name(&op.monitored_id),
+            identity: identity(),
+            timings: timings(le),
+        }
+    }
+}
+
+/// The election's timings from the command line.
+pub fn timings(le: &LeaderArgs) -> Timings {
+    Timings {
+        lease_duration: Duration::from_secs(le.leader_election_lease_duration),
+        renew_deadline: Duration::from_secs(le.leader_election_renew_deadline),
+        retry_period: Duration::from_secs(le.leader_election_retry_period),
+    }
+}
+
+/// `quarks-job-<monitored-id>`, a valid object name.
+pub fn lease_name(monitored_id: &str) -> String {
+    sanitize_subdomain(&format!("quarks-job-{monitored_id}"))
+}
+
+/// `<pod or host name>_<8 random hex digits>`: unique even for two processes on one host.
+fn identity() -> String {
+    let host = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "quarks-job".into());
+    let mut suffix = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut suffix);
+    let hex: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{host}_{hex}")
+}
+
+/// Run election rounds every retry period until `stop` turns true, publishing whether this
+/// replica leads. Returns the elector so that the caller can [`Elector::release`] the Lease once
+/// the reconciler has stopped.
+pub async fn run(
+    mut elector: Elector,
+    leading: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) -> Elector {
+    let retry = elector.settings().timings.retry_period;
+    loop {
+        if *stop.borrow() {
+            return elector;
+        }
+        let now_leading = elector.round().await;
+        leading.send_if_modified(|was| std::mem::replace(was, now_leading) != now_leading);
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => {}
+            _ = stop.wait_for(|stop| *stop) => return elector,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lease_is_named_after_the_monitored_id() {
+        assert_eq!(lease_name("staging"), "quarks-job-staging");
+        assert_eq!(lease_name("Team_A"), "quarks-job-team-a");
+    }
+
+    #[test]
+    fn identities_differ_between_processes_on_one_host() {
+        let (a, b) = (identity(), identity());
+        assert_ne!(a, b);
+        let (host, hex) = a.rsplit_once('_').unwrap();
+        assert!(!host.is_empty());
+        assert_eq!(hex.len(), 8);
+    }
+}
