@@ -5,7 +5,7 @@ BIN := target/debug/quarks-job
 # Extra flags for the operator in `make run`, e.g. make run ARGS="--monitored-id staging"
 ARGS ?= --log-level info
 
-.PHONY: help build test test-unit test-integration lint fmt crd crd-check control-plane testenv run clean
+.PHONY: help build test test-unit test-integration lint fmt crd crd-check control-plane testenv run bench clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ run: build ## Run the operator: against the configured cluster if one answers, e
 	  bash hack/control-plane.sh ensure >/dev/null && \
 	  $(CARGO) run --locked -q --example testenv -- $(BIN) --webhook-server-host 127.0.0.1 $(ARGS); \
 	fi
+
+bench: control-plane ## Measure speed and memory (release build, local control plane); writes docs/benchmarks.md
+	$(CARGO) bench --locked --bench operator
 
 clean: ## Remove build output
 	$(CARGO) clean
