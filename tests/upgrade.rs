@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
@@ -77,7 +77,8 @@ fn qjob(ns: &str, name: &str, strategy: &str) -> serde_json::Value {
             "template": {"spec": {"backoffLimit": 0, "template": {"spec": {
                 "restartPolicy": "Never",
                 "containers": [{"name": "work", "image": "busybox",
-                    "envFrom": [{"configMapRef": {"name": "settings"}}]}]
+                    "envFrom": [{"configMapRef": {"name": "settings"}},
+                                {"secretRef": {"name": "out-v1"}}]}]
             }}}}
         }
     })
@@ -228,15 +229,23 @@ async fn the_operator_takes_over_an_upstream_installation_in_place() {
     assert!(jobs.list(&of("ran-before")).await.unwrap().items.is_empty());
     assert!(jobs.list(&of("errand")).await.unwrap().items.is_empty());
 
-    // an errand runs as before; its pod reads the config and will write version 3 of `out`
+    // an errand runs as before; its pod gets the newest version upstream wrote
     apply_yaml(
         &kubeconfig,
         &serde_json::to_string(&qjob(&ns, "errand", "now")).unwrap(),
     );
-    eventually(WAIT, "the errand's Job", || async {
-        jobs.list(&of("errand")).await.unwrap().items.len() == 1
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = eventually_some(WAIT, "the errand's pod", || async {
+        pods.list(&of("errand"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .next()
     })
     .await;
+    let env_from = serde_json::to_value(&pod.spec.unwrap().containers[0].env_from).unwrap();
+    assert_eq!(env_from[1]["secretRef"]["name"], "out-v2", "{env_from}");
     // changing the config re-runs the QuarksJob that ran under upstream, once
     config_maps
         .patch(
