@@ -28,9 +28,14 @@ pub fn rendered() -> Vec<Value> {
         "kubectl kustomize: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split("\n---\n")
-        .map(|doc| serde_yaml::from_str::<Value>(doc).expect("yaml"))
+    documents(&String::from_utf8(out.stdout).unwrap())
+}
+
+/// The documents of a multi-document YAML text.
+pub fn documents(text: &str) -> Vec<Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).expect("yaml"))
         .filter(|v| !v.is_null())
         .collect()
 }
