@@ -277,6 +277,25 @@ fn the_examples_directory_holds_exactly_the_files_the_suite_covers() {
     let mut expected: BTreeSet<String> = COVERED.iter().map(|f| f.to_string()).collect();
     expected.insert("README.md".into());
     assert_eq!(present, expected);
+    // and every listed file is applied by a case (`example(NAME)` is the only way to one)
+    let source = include_str!("e2e.rs");
+    let named = [
+        ("OUTPUT", OUTPUT),
+        ("ERRAND", ERRAND),
+        ("ERRAND_UPDATED", ERRAND_UPDATED),
+        ("AUTO_ERRAND", AUTO_ERRAND),
+        ("UPDATING", UPDATING),
+        ("UPDATING_UPDATED", UPDATING_UPDATED),
+        ("DELETES_POD", DELETES_POD),
+    ];
+    assert_eq!(named.len(), COVERED.len());
+    for (name, file) in named {
+        assert!(COVERED.contains(&file), "{name}");
+        assert!(
+            source.contains(&format!("ns.apply(&example({name}))")),
+            "no case applies {file}"
+        );
+    }
     let readme = std::fs::read_to_string(examples_dir().join("README.md")).unwrap();
     for file in COVERED {
         assert!(readme.contains(file), "README.md does not describe {file}");
