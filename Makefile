@@ -6,9 +6,10 @@ BIN := target/debug/quarks-job
 ARGS ?= --log-level info
 
 .PHONY: help build test test-unit test-integration lint fmt crd crd-check control-plane testenv run bench clean
+.PHONY: e2e kind-up image kind-load deploy e2e-kind undeploy kind-down
 
 help: ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 build: ## Build the quarks-job binary
 	$(CARGO) build --locked
@@ -54,6 +55,57 @@ run: build ## Run the operator: against the configured cluster if one answers, e
 
 bench: control-plane ## Measure speed and memory (release build, local control plane); writes docs/benchmarks.md
 	$(CARGO) bench --locked --bench operator
+
+e2e: control-plane ## Run the end-to-end suite over docs/examples on a local control plane (the test plays the kubelet)
+	$(CARGO) test --locked --test e2e
+
+# ---- kind flow (for users with Docker): a real cluster with real pods --------------------------
+# make kind-up image kind-load deploy e2e-kind; then make undeploy kind-down. Needs docker, kind,
+# kubectl (and helm for DEPLOY=helm). See docs/e2e.md.
+KIND ?= kind
+KIND_CLUSTER ?= quarks-job
+KIND_KUBECONFIG ?= $(CURDIR)/target/kind-$(KIND_CLUSTER).kubeconfig
+# The image is <IMAGE_ORG>/<IMAGE_REPOSITORY>:<IMAGE_TAG>; set the parts, not IMAGE: the operator
+# is told them to inject the same image into job pods (output-persist).
+IMAGE_ORG ?= cfcontainerization
+IMAGE_REPOSITORY ?= quarks-job
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+IMAGE = $(IMAGE_ORG)/$(IMAGE_REPOSITORY):$(IMAGE_TAG)
+# IfNotPresent uses the image loaded into kind (no registry); never use the tag `latest` with it
+PULL_POLICY ?= IfNotPresent
+MONITORED_ID ?= default
+# kustomize (manifests/ through an overlay) or helm (deploy/helm/quarks-job)
+DEPLOY ?= kustomize
+# deploy/undeploy/e2e-kind act on the kind cluster; point this elsewhere to deploy to another cluster
+DEPLOY_KUBECONFIG ?= $(KIND_KUBECONFIG)
+DEPLOY_ENV = KUBECONFIG=$(DEPLOY_KUBECONFIG) DEPLOY=$(DEPLOY) IMAGE_ORG=$(IMAGE_ORG) \
+	IMAGE_REPOSITORY=$(IMAGE_REPOSITORY) IMAGE_TAG=$(IMAGE_TAG) PULL_POLICY=$(PULL_POLICY) MONITORED_ID=$(MONITORED_ID)
+
+kind-up: ## Create the kind cluster KIND_CLUSTER (default quarks-job; its kubeconfig goes to target/)
+	@mkdir -p $(dir $(KIND_KUBECONFIG))
+	@$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' \
+	  || $(KIND) create cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG) --wait 120s
+	$(KIND) get kubeconfig --name $(KIND_CLUSTER) > $(KIND_KUBECONFIG)
+
+image: ## Build the operator image IMAGE_ORG/IMAGE_REPOSITORY:IMAGE_TAG with docker
+	docker build -t $(IMAGE) --build-arg GIT_COMMIT=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown) .
+
+kind-load: ## Load the image into the kind cluster's nodes
+	$(KIND) load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+
+deploy: ## Install the operator with that image (DEPLOY=kustomize, or DEPLOY=helm) and wait until it is ready
+	$(DEPLOY_ENV) bash hack/deploy.sh apply
+
+e2e-kind: ## Run the end-to-end suite against the deployed operator on kind (real pods, no kubelet stand-in)
+	QUARKS_E2E_KUBECONFIG=$(DEPLOY_KUBECONFIG) QUARKS_E2E_MONITORED_ID=$(MONITORED_ID) \
+	  $(CARGO) test --locked --test e2e
+
+undeploy: ## Remove what deploy installed (kustomize: also the CRD, so every QuarksJob)
+	$(DEPLOY_ENV) bash hack/deploy.sh delete
+
+kind-down: ## Delete the kind cluster
+	$(KIND) delete cluster --name $(KIND_CLUSTER)
+	rm -f $(KIND_KUBECONFIG)
 
 clean: ## Remove build output
 	$(CARGO) clean

@@ -6,8 +6,6 @@ mod reconcile_helpers;
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
@@ -16,54 +14,8 @@ use quarks_job::api::Strategy;
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use reconcile_helpers::{WAIT, World, created_run};
 use serde_json::{Value, json};
+use support::manifests::{apply, find, manifests_dir, read_manifest, rendered};
 use support::{eventually, kubectl};
-
-fn manifests_dir() -> PathBuf {
-    support::repo_root().join("manifests")
-}
-
-fn read_manifest(file: &str) -> String {
-    std::fs::read_to_string(manifests_dir().join(file)).expect("read manifest")
-}
-
-/// The objects `kubectl kustomize manifests/` renders.
-fn rendered() -> Vec<Value> {
-    let out = std::process::Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(manifests_dir())
-        .output()
-        .expect("run kubectl kustomize");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split("\n---\n")
-        .map(|doc| serde_yaml::from_str::<Value>(doc).expect("yaml"))
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    objects
-        .iter()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in manifests/"))
-}
-
-/// Write `text` to a file for `kubectl apply -f`.
-fn temp_yaml(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    f
-}
-
-fn apply(kubeconfig: &Path, text: &str) {
-    let file = temp_yaml(text);
-    kubectl(kubeconfig, &["apply", "-f", file.path().to_str().unwrap()])
-        .unwrap_or_else(|e| panic!("kubectl apply: {e}\n{text}"));
-}
 
 #[test]
 fn kustomization_lists_every_manifest() {
@@ -254,45 +206,10 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
         .await
         .unwrap();
 
-    let health_port = support::free_port();
-    let mut cmd = support::process::quarks_job();
-    cmd.args([
-        "--webhook-server-host",
-        "127.0.0.1",
-        "--webhook-server-port",
-        &support::free_port(),
-        "--health-port",
-        &health_port,
-        "--operator-namespace",
-        &op_ns,
-        "--kubeconfig",
-        op_kc.to_str().unwrap(),
-        "--monitored-id",
-        &id,
-        "--log-level",
-        "debug",
-    ]);
-    let operator = support::process::Running::start(cmd);
-
     // ready: CRD applied, certificates stored, webhooks registered, caches synced
-    let health = format!("127.0.0.1:{health_port}");
-    let ready = async {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if http_get(&health, "/readyz")
-                .await
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
-            {
-                return true;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    .await;
-    assert!(ready, "operator not ready:\n{}", operator.stderr());
+    let mut launch = support::process::Operator::out_of_cluster(&op_kc, &op_ns, &id);
+    launch.cmd.args(["--log-level", "debug"]);
+    let operator = launch.start();
 
     let cert = op_secrets.get("quarks-job-webhook-cert").await.unwrap();
     assert!(
@@ -421,15 +338,4 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     assert!(status.success(), "exit {status:?}\n{log}");
     w.cleanup().await;
     support::delete_namespace(&admin, &op_ns).await;
-}
-
-/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS); None if it cannot connect.
-async fn http_get(addr: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    Some(response)
 }

@@ -388,7 +388,7 @@ type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 /// Spawn `cmd` so that it receives SIGKILL when this process ends. `PR_SET_PDEATHSIG` fires
 /// when the *thread* that forked the child exits, so all children are forked by one thread that
 /// lives as long as the process.
-fn spawn_tied_to_process(cmd: Command) -> std::io::Result<Child> {
+pub fn spawn_tied_to_process(cmd: Command) -> std::io::Result<Child> {
     use std::sync::{Mutex, OnceLock};
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let sender = SPAWNER.get_or_init(|| {

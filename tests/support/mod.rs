@@ -4,6 +4,7 @@
 
 pub mod controlplane;
 pub mod kubelet;
+pub mod manifests;
 pub mod process;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Running the real `quarks-job` binary as a child process and reading its log lines.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,12 +29,14 @@ pub struct Running {
 }
 
 impl Running {
-    /// Start `cmd` with stderr captured.
+    /// Start `cmd` with stderr captured. The process is killed when this is dropped, and also
+    /// when the test process ends (`PR_SET_PDEATHSIG`), even if this is never dropped (e.g. held
+    /// in a `static`).
     pub fn start(mut cmd: Command) -> Running {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start quarks-job");
+        let mut child = super::controlplane::spawn_tied_to_process(cmd).expect("start quarks-job");
         let pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
@@ -55,21 +58,37 @@ impl Running {
     /// Wait until stderr contains `needle`; panic with the log after `timeout` or if the process
     /// exits first.
     pub fn wait_for_log(&mut self, needle: &str, timeout: Duration) {
+        let what = format!("logging {needle:?}");
+        self.wait_until(&what, timeout, |r| r.stderr().contains(needle));
+    }
+
+    /// Wait until `GET http://<addr><path>` answers 200; panic with the log after `timeout` or if
+    /// the process exits first.
+    pub fn wait_for_http_ok(&mut self, addr: &str, path: &str, timeout: Duration) {
+        let what = format!("{path} answering 200");
+        self.wait_until(&what, timeout, |_| {
+            http_get(addr, path).is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+        });
+    }
+
+    /// Poll `done` until it holds; panic naming `what`, with the log, after `timeout` or when
+    /// the process has exited and `done` still does not hold.
+    fn wait_until(&mut self, what: &str, timeout: Duration, done: impl Fn(&Running) -> bool) {
         let start = Instant::now();
-        while !self.stderr().contains(needle) {
+        while !done(self) {
             if let Ok(Some(status)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100)); // let the reader drain
-                if self.stderr().contains(needle) {
+                if done(self) {
                     return;
                 }
                 panic!(
-                    "quarks-job exited ({status}) before logging {needle:?}:\n{}",
+                    "quarks-job exited ({status}) before {what}:\n{}",
                     self.stderr()
                 );
             }
             assert!(
                 start.elapsed() < timeout,
-                "no {needle:?} in the log after {timeout:?}:\n{}",
+                "not {what} after {timeout:?}:\n{}",
                 self.stderr()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -95,5 +114,59 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS); None if it cannot connect.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// The operator binary as run outside the cluster against the local control plane: webhook
+/// served on 127.0.0.1 and registered by URL, free webhook and health ports.
+pub struct Operator {
+    /// The command; add flags or environment variables before [`Operator::start`].
+    pub cmd: Command,
+    health: String,
+}
+
+impl Operator {
+    /// `quarks-job` with `kubeconfig`, its operator namespace and monitored id.
+    pub fn out_of_cluster(kubeconfig: &Path, operator_ns: &str, monitored_id: &str) -> Operator {
+        let health_port = super::free_port();
+        let mut cmd = quarks_job();
+        cmd.args([
+            "--webhook-server-host",
+            "127.0.0.1",
+            "--webhook-server-port",
+            &super::free_port(),
+            "--health-port",
+            &health_port,
+            "--operator-namespace",
+            operator_ns,
+            "--monitored-id",
+            monitored_id,
+            "--kubeconfig",
+        ])
+        .arg(kubeconfig);
+        Operator {
+            cmd,
+            health: format!("127.0.0.1:{health_port}"),
+        }
+    }
+
+    /// Start it and wait until `/readyz` answers 200: CRD applied, certificates stored,
+    /// webhooks registered, caches synced.
+    pub fn start(self) -> Running {
+        let mut running = Running::start(self.cmd);
+        running.wait_for_http_ok(&self.health, "/readyz", Duration::from_secs(90));
+        running
     }
 }
