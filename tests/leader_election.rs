@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use reconcile_helpers::{World, created_run, qjob};
 use serde_json::json;
-use support::process::{Running, quarks_job};
+use support::process::{Operator, Running};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Short timings so the handover after a crash takes seconds (lease 4 s).
@@ -20,20 +20,8 @@ const LEASE_SECONDS: u64 = 4;
 
 fn replica(w: &World) -> Running {
     let kubeconfig = support::shared().kubeconfig.clone();
-    let mut cmd = quarks_job();
-    cmd.args([
-        "--webhook-server-host",
-        "127.0.0.1",
-        "--webhook-server-port",
-        &support::free_port(),
-        "--health-port",
-        &support::free_port(),
-        "--operator-namespace",
-        &w.ns,
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--monitored-id",
-        &w.id,
+    let mut operator = Operator::out_of_cluster(&kubeconfig, &w.ns, &w.id);
+    operator.cmd.args([
         "--log-level",
         "info",
         "--apply-crd=false",
@@ -44,7 +32,7 @@ fn replica(w: &World) -> Running {
         "--leader-election-retry-period",
         "1",
     ]);
-    Running::start(cmd)
+    Running::start(operator.cmd)
 }
 
 /// The identity a replica logged when it became the leader.

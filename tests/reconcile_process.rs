@@ -3,53 +3,22 @@
 mod reconcile_helpers;
 mod support;
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use quarks_job::api::Strategy;
 use reconcile_helpers::{World, created_run, qjob};
 use serde_json::json;
+use support::process::{Operator, Running, http_get};
 
-/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS).
-async fn reqwest_free_get(addr: &str, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reconciles_until_sigterm() {
     let w = World::new("binary").await;
     let kubeconfig = support::shared().kubeconfig.clone();
-    let (webhook_port, health_port) = (support::free_port(), support::free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quarks-job"))
-        .args([
-            "--webhook-server-host",
-            "127.0.0.1",
-            "--webhook-server-port",
-            &webhook_port,
-            "--health-port",
-            &health_port,
-            "--operator-namespace",
-            &w.ns,
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--monitored-id",
-            &w.id,
-            "--log-level",
-            "info",
-            "--max-workers",
-            "2",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start quarks-job");
+    let mut operator = Operator::out_of_cluster(&kubeconfig, &w.ns, &w.id);
+    let health = operator.health().to_string();
+    operator
+        .cmd
+        .args(["--log-level", "info", "--max-workers", "2"]);
+    // no wait for readiness: the QuarksJob may come before the webhook is registered
+    let child = Running::start(operator.cmd);
     w.create(qjob("via-binary", "now", json!({}))).await;
     let q = w
         .wait_qjob("via-binary", "ran", |q| created_run(q) == 1)
@@ -83,36 +52,11 @@ async fn the_binary_reconciles_until_sigterm() {
         spec.volumes
     );
     // and the health port says ready
-    let ready = reqwest_free_get(&format!("127.0.0.1:{health_port}"), "/readyz").await;
+    let ready = http_get(&health, "/readyz").unwrap_or_default();
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
 
     // SIGTERM: graceful shutdown, exit code 0
-    let pid = child.id() as i32;
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                use std::io::Read;
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut stderr)
-                    .unwrap();
-                return (status, stderr);
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "quarks-job did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    })
-    .await
-    .unwrap();
-    let (status, stderr) = status;
+    let (status, stderr) = child.terminate_with_log();
     assert!(status.success(), "exit {status:?}\n{stderr}");
     assert!(
         stderr.contains(&format!("monitoring namespaces labeled with '{}'", w.id)),

@@ -13,7 +13,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
 use quarks_job::api::{CRD_NAME, QuarksJob};
 use serde_json::json;
-use support::process::{Running, quarks_job};
+use support::process::{Operator, Running};
 use support::{eventually, eventually_some, kubectl};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -167,23 +167,8 @@ async fn the_operator_takes_over_an_upstream_installation_in_place() {
     }
 
     // the new operator starts with --apply-crd (the default)
-    let mut cmd = quarks_job();
-    cmd.args([
-        "--kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--monitored-id",
-        &id,
-        "--operator-namespace",
-        &op_ns,
-        "--webhook-server-host",
-        "127.0.0.1",
-        "--webhook-server-port",
-        &support::free_port(),
-        "--health-port",
-        &support::free_port(),
-        "--log-level",
-        "info",
-    ]);
+    let mut cmd = Operator::out_of_cluster(&kubeconfig, &op_ns, &id).cmd;
+    cmd.args(["--log-level", "info"]);
     let mut operator = Running::start(cmd);
     operator.wait_for_log("starting the reconciler", WAIT);
 

@@ -162,6 +162,11 @@ impl Operator {
         }
     }
 
+    /// `127.0.0.1:<health port>`.
+    pub fn health(&self) -> &str {
+        &self.health
+    }
+
     /// Start it and wait until `/readyz` answers 200: CRD applied, certificates stored,
     /// webhooks registered, caches synced.
     pub fn start(self) -> Running {
