@@ -7,6 +7,7 @@ pub mod cli;
 pub mod error;
 pub mod health;
 pub mod kube_rules;
+pub mod metrics;
 pub mod names;
 pub mod operator;
 pub mod persist;

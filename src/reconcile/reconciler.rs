@@ -208,6 +208,9 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
             "configDigest": st.config_digest,
         }});
         t.patch_status("conditions", body, false).await?;
+        if status::newly_failed(&written.conditions, &st.conditions) {
+            ctx.config.metrics.jobs.failed.inc();
+        }
     }
     Ok(Action::requeue(requeue))
 }
@@ -256,8 +259,10 @@ async fn track_job(
                 .await;
             }
             st.completed = true;
-            if job.metadata.deletion_timestamp.is_none() {
-                cleanup_succeeded(t.ctx, &t.owner(), &t.regarding, job).await?;
+            if job.metadata.deletion_timestamp.is_none()
+                && cleanup_succeeded(t.ctx, &t.owner(), &t.regarding, job).await?
+            {
+                t.ctx.config.metrics.jobs.succeeded.inc();
             }
         }
         JobPhase::Failed { reason, message } => {
@@ -296,6 +301,7 @@ fn since(t: Timestamp) -> Duration {
 pub fn error_policy(obj: Arc<QuarksJob>, err: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.failed(ObjectRef::from_obj(&*obj));
     let delay = backoff(failures, matches!(err, Error::Conflict { .. }));
+    ctx.config.metrics.reconcile.failed(err.metric_label());
     tracing::warn!(
         object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
         error.kind = err.metric_label(),

@@ -4,6 +4,7 @@
 //! in-memory caches, so an answer takes microseconds.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use tracing::{debug, info, warn};
 
 use super::caches::Caches;
@@ -21,6 +22,7 @@ use super::mutate::{Context, mutate};
 use super::validate::validate;
 use crate::api::labels::LABEL_QJOB_NAME;
 use crate::certs::{MUTATE_PODS_PATH, VALIDATE_QUARKSJOBS_PATH};
+use crate::metrics::{AdmissionLabels, AdmissionMetrics};
 
 /// What the pod mutation needs from the operator's settings.
 #[derive(Clone, Debug)]
@@ -37,16 +39,26 @@ pub struct PodSettings {
 struct AppState {
     caches: Caches,
     settings: Arc<PodSettings>,
+    metrics: AdmissionMetrics,
 }
 
-/// The router of the admission endpoints.
-pub fn router(caches: Caches, settings: PodSettings) -> axum::Router {
+/// The `webhook` label of the pod mutation.
+pub const MUTATE_PODS: &str = "mutate-pods";
+/// The `webhook` label of the QuarksJob validation.
+pub const VALIDATE_QUARKSJOBS: &str = "validate-quarksjobs";
+
+/// The router of the admission endpoints; every answer is counted in `metrics`.
+pub fn router(caches: Caches, settings: PodSettings, metrics: AdmissionMetrics) -> axum::Router {
+    // the operations the webhooks are registered for (`certs::Registration`)
+    metrics.init(MUTATE_PODS, &["CREATE"]);
+    metrics.init(VALIDATE_QUARKSJOBS, &["CREATE", "UPDATE"]);
     axum::Router::new()
         .route(MUTATE_PODS_PATH, post(mutate_pods))
         .route(VALIDATE_QUARKSJOBS_PATH, post(validate_quarksjobs))
         .with_state(AppState {
             caches,
             settings: Arc::new(settings),
+            metrics,
         })
 }
 
@@ -84,22 +96,52 @@ fn read_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Unreadabl
         })
 }
 
-fn answer(resp: AdmissionResponse) -> Response {
-    Json(resp.into_review()).into_response()
+/// The `operation` label of a request.
+fn operation_label(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+/// Read the review, `decide`, answer, and count the answer and its latency.
+fn admit(
+    metrics: &AdmissionMetrics,
+    webhook: &'static str,
+    body: &[u8],
+    decide: impl FnOnce(&AdmissionRequest<DynamicObject>) -> AdmissionResponse,
+) -> Response {
+    let started = Instant::now();
+    let (operation, allowed, response) = match read_review(body) {
+        Ok(req) => {
+            let resp = decide(&req);
+            let allowed = resp.allowed;
+            let operation = operation_label(&req.operation);
+            (operation, allowed, Json(resp.into_review()).into_response())
+        }
+        Err(unreadable) => ("unknown", false, unreadable.into_response()),
+    };
+    let labels = AdmissionLabels { webhook, operation };
+    metrics.observe(labels, allowed, started.elapsed());
+    response
 }
 
 async fn mutate_pods(State(state): State<AppState>, body: Bytes) -> Response {
-    let req = match read_review(&body) {
-        Ok(req) => req,
-        Err(unreadable) => return unreadable.into_response(),
-    };
-    let resp = AdmissionResponse::from(&req);
+    admit(&state.metrics, MUTATE_PODS, &body, |req| {
+        mutate_request(&state, req)
+    })
+}
+
+fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let resp = AdmissionResponse::from(req);
     let Some(object) = &req.object else {
-        return answer(resp);
+        return resp;
     };
     let pod: Pod = match serde_json::to_value(object).and_then(serde_json::from_value) {
         Ok(pod) => pod,
-        Err(e) => return answer(resp.deny(format!("not a Pod: {e}"))),
+        Err(e) => return resp.deny(format!("not a Pod: {e}")),
     };
     let namespace = req.namespace.clone().unwrap_or_default();
     let qjob_name = pod
@@ -109,7 +151,7 @@ async fn mutate_pods(State(state): State<AppState>, body: Bytes) -> Response {
         .and_then(|l| l.get(LABEL_QJOB_NAME))
         .cloned();
     let Some(qjob_name) = qjob_name else {
-        return answer(resp);
+        return resp;
     };
     let snapshot = state.caches.snapshot(&namespace, &qjob_name);
     let ctx = Context {
@@ -128,36 +170,38 @@ async fn mutate_pods(State(state): State<AppState>, body: Bytes) -> Response {
         .clone()
         .or(pod.metadata.generate_name.clone())
         .unwrap_or_default();
+    let object = format!("{namespace}/{qjob_name}");
     match mutate(&pod, &ctx) {
         Ok(patch) => {
             debug!(
-                "Mutating pod '{namespace}/{pod_name}' of QuarksJob '{qjob_name}': {} operations",
+                %object,
+                "Mutating pod '{namespace}/{pod_name}' of QuarksJob '{object}': {} operations",
                 patch.0.len()
             );
             match resp.clone().with_patch(patch) {
-                Ok(r) => answer(r),
-                Err(e) => answer(resp.deny(format!("cannot serialize the patch: {e}"))),
+                Ok(r) => r,
+                Err(e) => resp.deny(format!("cannot serialize the patch: {e}")),
             }
         }
         Err(reason) => {
-            warn!("Denying pod '{namespace}/{pod_name}' of QuarksJob '{qjob_name}': {reason}");
-            answer(resp.deny(reason))
+            warn!(%object, "Denying pod '{namespace}/{pod_name}' of QuarksJob '{object}': {reason}");
+            resp.deny(reason)
         }
     }
 }
 
-async fn validate_quarksjobs(body: Bytes) -> Response {
-    let req = match read_review(&body) {
-        Ok(req) => req,
-        Err(unreadable) => return unreadable.into_response(),
-    };
-    let mut resp = AdmissionResponse::from(&req);
+async fn validate_quarksjobs(State(state): State<AppState>, body: Bytes) -> Response {
+    admit(&state.metrics, VALIDATE_QUARKSJOBS, &body, validate_request)
+}
+
+fn validate_request(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+    let mut resp = AdmissionResponse::from(req);
     let Some(object) = &req.object else {
-        return answer(resp);
+        return resp;
     };
     let value = serde_json::to_value(object).unwrap_or_default();
     let verdict = validate(&value);
-    let name = format!(
+    let object = format!(
         "{}/{}",
         req.namespace.as_deref().unwrap_or_default(),
         req.name
@@ -166,13 +210,14 @@ async fn validate_quarksjobs(body: Bytes) -> Response {
         resp.warnings = Some(verdict.warnings);
     }
     if verdict.errors.is_empty() {
-        answer(resp)
+        resp
     } else {
         info!(
-            "Rejecting QuarksJob '{name}': {}",
+            %object,
+            "Rejecting QuarksJob '{object}': {}",
             verdict.errors.join("; ")
         );
-        answer(resp.deny(verdict.errors.join("; ")))
+        resp.deny(verdict.errors.join("; "))
     }
 }
 
@@ -184,7 +229,7 @@ mod tests {
     use serde_json::{Value, json};
     use tower::ServiceExt;
 
-    fn app() -> axum::Router {
+    fn app(metrics: AdmissionMetrics) -> axum::Router {
         router(
             Caches::unfilled(),
             PodSettings {
@@ -192,15 +237,20 @@ mod tests {
                 pull_policy: "Always".into(),
                 versioned_secret_history: 0,
             },
+            metrics,
         )
     }
 
     async fn post(path: &str, body: Vec<u8>) -> (StatusCode, Value, String) {
+        post_to(&app(AdmissionMetrics::default()), path, body).await
+    }
+
+    async fn post_to(app: &axum::Router, path: &str, body: Vec<u8>) -> (StatusCode, Value, String) {
         let req = Request::post(path)
             .header("content-type", "application/json")
             .body(Body::from(body))
             .unwrap();
-        let resp = app().oneshot(req).await.unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
             .await
@@ -328,5 +378,35 @@ mod tests {
                 .unwrap()
                 .contains("spec.template.spec.backoffLimit")
         );
+    }
+
+    #[tokio::test]
+    async fn every_answer_is_counted_by_webhook_and_operation() {
+        let metrics = AdmissionMetrics::default();
+        let app = app(metrics.clone());
+        let labels = |webhook, operation| AdmissionLabels { webhook, operation };
+        let plain = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        post_to(&app, MUTATE_PODS_PATH, review("Pod", "pods", "ns", plain)).await;
+        let job_pod = json!({"metadata": {"generateName": "j-", "labels": {"quarks.cloudfoundry.org/qjob-name": "q"}},
+                             "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        post_to(
+            &app,
+            MUTATE_PODS_PATH,
+            review("Pod", "pods", "staging", job_pod),
+        )
+        .await;
+        let create = labels(MUTATE_PODS, "CREATE");
+        assert_eq!(metrics.requests(&create), 2);
+        assert_eq!(
+            metrics.denials(&create),
+            1,
+            "the job pod without output account"
+        );
+
+        post_to(&app, VALIDATE_QUARKSJOBS_PATH, b"{".to_vec()).await;
+        let unknown = labels(VALIDATE_QUARKSJOBS, "unknown");
+        assert_eq!(metrics.requests(&unknown), 1);
+        assert_eq!(metrics.denials(&unknown), 1);
+        assert_eq!(metrics.requests(&labels(VALIDATE_QUARKSJOBS, "CREATE")), 0);
     }
 }
