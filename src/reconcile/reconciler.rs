@@ -244,8 +244,11 @@ async fn track_job(
     let phase = phase(job);
     match &phase {
         JobPhase::Succeeded => {
+            // (the conditions also change with the generation: announce the outcome once)
+            let known = status::is_true(&st.conditions, status::SUCCEEDED);
             if is_last
                 && status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now)
+                && !known
             {
                 let note = format!("Job '{job_name}' of '{}' succeeded", t.object);
                 publish(
@@ -266,8 +269,10 @@ async fn track_job(
             }
         }
         JobPhase::Failed { reason, message } => {
+            let known = status::is_true(&st.conditions, status::FAILED);
             if is_last
                 && status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now)
+                && !known
             {
                 let note = format!(
                     "Job '{job_name}' of '{}' failed ({reason}): {message}; it is kept for inspection",
