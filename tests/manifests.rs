@@ -279,7 +279,7 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     let ready = async {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if http_get(&health, "/readyz")
+            if support::http_get(&health, "/readyz")
                 .await
                 .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
             {
@@ -421,15 +421,4 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     assert!(status.success(), "exit {status:?}\n{log}");
     w.cleanup().await;
     support::delete_namespace(&admin, &op_ns).await;
-}
-
-/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS); None if it cannot connect.
-async fn http_get(addr: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    Some(response)
 }

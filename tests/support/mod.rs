@@ -147,3 +147,22 @@ pub fn free_port() -> String {
 pub fn names<K: ResourceExt>(items: &[K]) -> Vec<String> {
     items.iter().map(|o| o.name_any()).collect()
 }
+
+/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS): the whole response,
+/// status line and headers included; None if it cannot connect.
+pub async fn http_get(addr: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
+/// The value of the sample `series` (a metric name with its labels, exactly as exposed, e.g.
+/// `quarks_job_jobs_created_total` or `x_total{webhook="mutate-pods"}`) in a text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
