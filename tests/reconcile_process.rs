@@ -101,6 +101,10 @@ async fn the_binary_reconciles_until_sigterm() {
     let text = scrape(&health).await;
     assert!(metric(&text, "quarks_job_reconcile_total").unwrap() > 0.0);
     assert!(metric(&text, "quarks_job_reconcile_duration_seconds_count").unwrap() > 0.0);
+    for kind in quarks_job::reconcile::Error::KINDS {
+        let errors = format!("quarks_job_reconcile_errors_total{{error=\"{kind}\"}}");
+        assert!(metric(&text, &errors).is_some(), "{errors}:\n{text}");
+    }
     let mutate = r#"{webhook="mutate-pods",operation="CREATE"}"#;
     let admitted = format!("quarks_job_admission_requests_total{mutate}");
     assert!(metric(&text, &admitted).unwrap() >= 1.0, "{text}");
