@@ -156,7 +156,9 @@ pub async fn run_when(
         .for_each(|res| {
             if let Err(e) = res {
                 match e {
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    // (a failed reconcile is logged by `error_policy`, naming the QuarksJob)
+                    kube::runtime::controller::Error::ObjectNotFound(_)
+                    | kube::runtime::controller::Error::ReconcilerFailed(..) => {}
                     e => warn!("controller: {e}"),
                 }
             }

@@ -201,11 +201,15 @@ fn validate_request(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse 
     };
     let value = serde_json::to_value(object).unwrap_or_default();
     let verdict = validate(&value);
-    let object = format!(
-        "{}/{}",
-        req.namespace.as_deref().unwrap_or_default(),
-        req.name
-    );
+    // (a QuarksJob created with `generateName` has no name yet)
+    let name = match req.name.as_str() {
+        "" => value["metadata"]["generateName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        name => name.to_string(),
+    };
+    let object = format!("{}/{name}", req.namespace.as_deref().unwrap_or_default());
     if !verdict.warnings.is_empty() {
         resp.warnings = Some(verdict.warnings);
     }
