@@ -142,8 +142,8 @@ pub async fn run_when(
         .run(
             move |obj, ctx| {
                 let guard = InFlight::enter(counter.clone());
-                let measurer = ctx.config.metrics.reconcile.measure();
                 async move {
+                    let measurer = ctx.config.metrics.reconcile.measure();
                     let result = reconcile(obj, ctx).await;
                     drop(measurer);
                     drop(guard);
