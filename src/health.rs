@@ -1,6 +1,7 @@
 //! Health endpoints on a plain-HTTP port, for probes: `/healthz` answers while the process
 //! serves; `/readyz` only once every registered readiness check passed (e.g. caches synced, a
-//! certificate loaded), and names the ones still pending otherwise.
+//! certificate loaded), and names the ones still pending otherwise. The same port serves the
+//! Prometheus metrics at `/metrics` (OpenMetrics text, see [`crate::metrics`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,9 +10,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::metrics::{self, Metrics};
 
 /// Named readiness checks, shared between the parts that become ready, the probe handler and
 /// whoever waits for the process to be ready (the reconciler starts creating Jobs only once the
@@ -70,12 +74,16 @@ fn pending(checks: &BTreeMap<String, bool>) -> Vec<String> {
         .collect()
 }
 
-/// `/healthz` and `/readyz`.
-pub fn router(readiness: Readiness) -> Router {
+/// `/healthz`, `/readyz` and `/metrics`.
+pub fn router(readiness: Readiness, metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .with_state(readiness)
+        .route(
+            "/metrics",
+            get(move || async move { ([(CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics.encode()) }),
+        )
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, String) {
@@ -130,7 +138,7 @@ mod tests {
         let readiness = Readiness::default();
         readiness.register("certificate");
         readiness.register("pod cache");
-        let app = router(readiness.clone());
+        let app = router(readiness.clone(), Metrics::default());
         assert_eq!(
             get_path(&app, "/healthz").await,
             (StatusCode::OK, "ok".into())
@@ -160,6 +168,30 @@ mod tests {
         assert!(readiness.is_ready());
         readiness.set("pod cache", false);
         assert!(!readiness.is_ready());
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_as_openmetrics_text() {
+        let metrics = Metrics::default();
+        metrics.jobs.created.inc();
+        let app = router(Readiness::default(), metrics);
+        let resp = app
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()[CONTENT_TYPE],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains("\nquarks_job_jobs_created_total 1\n") && text.ends_with("# EOF\n"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

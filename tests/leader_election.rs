@@ -127,7 +127,7 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
     c.wait_for_log(&format!("is held by '{b_id}'"), WAIT);
     c.wait_for_log("Webhook caches are filled", WAIT);
     let log_of_b = {
-        let status = b.terminate_with_log();
+        let status = b.stop();
         assert!(status.0.success(), "exit {:?}\n{}", status.0, status.1);
         status.1
     };

@@ -104,6 +104,11 @@ fn deployment_runs_the_image_it_injects_as_non_root() {
         .find(|p| p["name"] == "health")
         .expect("health port");
     assert_eq!(health_port["containerPort"], 8081);
+    // metrics are scraped from the health port
+    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
+    assert_eq!(annotations["prometheus.io/port"], "8081");
     assert!(c["resources"]["requests"].is_object() && c["resources"]["limits"].is_object());
     // the webhook Service reaches the webhook port
     let webhook_port = c["ports"]

@@ -79,6 +79,7 @@ async fn world(prefix: &str) -> World {
             pull_policy: "IfNotPresent".into(),
             versioned_secret_history: 0,
         },
+        metrics: Default::default(),
     };
     let readiness = Readiness::default();
     let (stop_webhook, webhook_stopping) = watch::channel(false);

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use kube::Client;
+
+use crate::metrics::CertificateMetrics;
 use tracing::{info, warn};
 
 use super::{
@@ -106,6 +108,7 @@ pub async fn maintain(
     registration: Registration,
     resolver: Arc<HotSwapResolver>,
     initial: Bundle,
+    metrics: CertificateMetrics,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut current = initial;
@@ -118,7 +121,10 @@ pub async fn maintain(
         match load(&client, &source).await {
             Ok(next) if next != current => {
                 match apply(&client, &registration, &resolver, &current, &next).await {
-                    Ok(()) => current = next,
+                    Ok(()) => {
+                        record_expiry(&metrics, &next);
+                        current = next;
+                    }
                     Err(e) => warn!("Webhook certificate renewal failed, retrying: {e}"),
                 }
             }
@@ -152,6 +158,15 @@ pub async fn apply(
     resolver.swap(&next.serving.cert_pem, &next.serving.key_pem)?;
     info!("Serving a renewed webhook certificate");
     Ok(())
+}
+
+/// Record when the served certificate of `bundle` expires.
+pub fn record_expiry(metrics: &CertificateMetrics, bundle: &Bundle) {
+    match inspect(&bundle.serving.cert_pem) {
+        Ok(info) => metrics.set_not_after(info.not_after),
+        // (unreachable: a bundle is checked before it is served)
+        Err(e) => warn!("Cannot read the expiry of the served webhook certificate: {e}"),
+    }
 }
 
 /// How long to sleep before looking again.
@@ -219,6 +234,23 @@ mod tests {
             ),
             DIR_POLL
         );
+    }
+
+    #[test]
+    fn the_expiry_of_the_served_certificate_is_recorded() {
+        let now = SystemTime::now();
+        let b = bundle(now, SERVING_LIFETIME);
+        let metrics = CertificateMetrics::default();
+        record_expiry(&metrics, &b);
+        let not_after = inspect(&b.serving.cert_pem).unwrap().not_after;
+        let expected = not_after
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert_eq!(metrics.not_after(), expected);
+        // the serving certificate's, not the CA's (which lives longer)
+        let ca = inspect(&b.ca_bundle_pem).unwrap().not_after;
+        assert!(not_after < ca);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub use authority::{
 };
 pub use lifecycle::{
     DIR_POLL, LoadError, RECHECK, Source, apply, load, load_dir, maintain, next_check,
+    record_expiry,
 };
 pub use registration::{MUTATE_PODS_PATH, Registration, Target, VALIDATE_QUARKSJOBS_PATH};
 pub use resolver::{HotSwapResolver, certified_key, server_config};

@@ -92,12 +92,13 @@ pub async fn run(
         let _ = stop.send(true);
     });
     let readiness = Readiness::default();
+    let metrics = crate::metrics::Metrics::default();
     let health = TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, webhook.health_port))
         .await
         .map_err(|e| Error::Listen(format!("health port {}: {e}", webhook.health_port)))?;
     let health = tokio::spawn(crate::health::serve(
         health,
-        crate::health::router(readiness.clone()),
+        crate::health::router(readiness.clone(), metrics.clone()),
         stopped(stopping.clone()),
     ));
     let elector = leader.leader_election.then(|| {
@@ -106,7 +107,10 @@ pub async fn run(
             crate::leader::Settings::from_args(args, webhook, leader),
         )
     });
-    let webhook_settings = crate::webhook::Settings::from_args(args, webhook);
+    let webhook_settings = crate::webhook::Settings {
+        metrics: metrics.clone(),
+        ..crate::webhook::Settings::from_args(args, webhook)
+    };
     let mut webhook = tokio::spawn(crate::webhook::run::run(
         client.clone(),
         webhook_settings,
@@ -116,7 +120,10 @@ pub async fn run(
     ));
     let reconciler = reconcile_when_leading(
         client,
-        crate::reconcile::Config::from(args),
+        crate::reconcile::Config {
+            metrics,
+            ..crate::reconcile::Config::from(args)
+        },
         readiness,
         elector,
         stopping.clone(),

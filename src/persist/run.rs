@@ -249,16 +249,23 @@ pub async fn persist(client: Client, s: &Settings) -> Result<String, PersistErro
             written: written.clone().into_boxed_slice(),
             source: Box::new(source),
         })?;
-        let (secret, verb) = match outcome {
-            Outcome::Created => (p.name.clone(), "created"),
-            Outcome::Updated => (p.name.clone(), "updated"),
-            Outcome::NewVersion(n) => (format!("{}-v{n}", p.name), "created"),
-            Outcome::Unchanged(n) => (format!("{}-v{n}", p.name), "unchanged"),
+        let (secret, version, verb) = match outcome {
+            Outcome::Created => (p.name.clone(), None, "created"),
+            Outcome::Updated => (p.name.clone(), None, "updated"),
+            Outcome::NewVersion(n) => (format!("{}-v{n}", p.name), Some(n), "created"),
+            Outcome::Unchanged(n) => (format!("{}-v{n}", p.name), Some(n), "unchanged"),
         };
         let line = format!("'{secret}' {verb}");
+        // one line per secret, naming it as namespace/name (and its version), for log-based
+        // accounting of what persist-output wrote
         info!(
-            "secret {line} from file '{}' of container '{}' in pod '{pod_ref}'",
-            p.file, p.container
+            object = %format!("{ns}/{qjob_name}"),
+            secret = %format!("{ns}/{secret}"),
+            version,
+            outcome = verb,
+            "secret '{ns}/{secret}' {verb} from file '{}' of container '{}' in pod '{pod_ref}'",
+            p.file,
+            p.container
         );
         if verb != "unchanged" {
             written.push(format!("{ns}/{secret}"));
@@ -300,7 +307,7 @@ pub async fn persist(client: Client, s: &Settings) -> Result<String, PersistErro
         report.push("nothing to write".into());
     }
     Ok(format!(
-        "persisted output of pod '{pod_ref}' (QuarksJob '{qjob_name}'): {}",
+        "persisted output of pod '{pod_ref}' (QuarksJob '{ns}/{qjob_name}'): {}",
         report.join(", ")
     ))
 }

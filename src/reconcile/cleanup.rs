@@ -23,13 +23,14 @@ use super::error::Result;
 use super::events::{self, publish};
 use super::job::{Owner, deletes_pods, owner_reference};
 
-/// Delete the pods of `job` or re-own them to the QuarksJob, then delete `job`.
+/// Delete the pods of `job` or re-own them to the QuarksJob, then delete `job`. Returns whether
+/// this call deleted the Job (false when it was gone already).
 pub async fn cleanup_succeeded(
     ctx: &Context,
     owner: &Owner<'_>,
     regarding: &ObjectReference,
     job: &Job,
-) -> Result<()> {
+) -> Result<bool> {
     let object = format!("{}/{}", owner.namespace, owner.name);
     let job_name = job.name_any();
     let job_uid = job.uid().unwrap_or_default();
@@ -154,8 +155,8 @@ pub async fn cleanup_succeeded(
         .call(&object, &action, jobs.delete(&job_name, &dp))
         .await?
     {
-        Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
         Err(e) => {
             let note = format!(
                 "Cannot delete succeeded job '{}/{job_name}': {e}",

@@ -15,6 +15,7 @@ use super::error::{Error, Result};
 use super::mapping;
 use crate::api::QuarksJob;
 use crate::cli::OperatorArgs;
+use crate::metrics::Metrics;
 
 /// The reconciler's settings.
 #[derive(Clone, Debug)]
@@ -30,6 +31,9 @@ pub struct Config {
     pub meltdown: Duration,
     /// `reportingController` of the events.
     pub reporter: String,
+    /// Where reconciles and Job transitions are counted (a registry of its own by default; the
+    /// operator passes the one it serves at `/metrics`).
+    pub metrics: Metrics,
 }
 
 impl Config {
@@ -41,6 +45,7 @@ impl Config {
             ctx_timeout: Duration::from_secs(300),
             meltdown: Duration::from_secs(60),
             reporter: "quarks-job".into(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -53,6 +58,7 @@ impl From<&OperatorArgs> for Config {
             ctx_timeout: Duration::from_secs(args.ctx_timeout),
             meltdown: Duration::from_secs(args.meltdown_duration),
             reporter: "quarks-job".into(),
+            metrics: Metrics::default(),
         }
     }
 }

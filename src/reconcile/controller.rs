@@ -26,6 +26,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::context::{Config, Context};
+use super::error::Error;
 use super::mapping;
 use super::reconciler::{error_policy, reconcile};
 use crate::api::QuarksJob;
@@ -128,6 +129,7 @@ pub async fn run_when(
         |store, s| referencing(store, RefKind::Secret, s.namespace(), &s.name_any()),
     );
 
+    config.metrics.reconcile.init_errors(&Error::KINDS);
     let ctx = Arc::new(Context::new(client, config.clone(), ns_reader));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let counter = in_flight.clone();
@@ -141,7 +143,9 @@ pub async fn run_when(
             move |obj, ctx| {
                 let guard = InFlight::enter(counter.clone());
                 async move {
+                    let measurer = ctx.config.metrics.reconcile.measure();
                     let result = reconcile(obj, ctx).await;
+                    drop(measurer);
                     drop(guard);
                     result
                 }
@@ -152,7 +156,9 @@ pub async fn run_when(
         .for_each(|res| {
             if let Err(e) = res {
                 match e {
-                    kube::runtime::controller::Error::ObjectNotFound(_) => {}
+                    // (a failed reconcile is logged by `error_policy`, naming the QuarksJob)
+                    kube::runtime::controller::Error::ObjectNotFound(_)
+                    | kube::runtime::controller::Error::ReconcilerFailed(..) => {}
                     e => warn!("controller: {e}"),
                 }
             }

@@ -50,6 +50,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every [`Error::metric_label`].
+    pub const KINDS: [&'static str; 4] = ["kube", "timeout", "conflict", "decode"];
+
     /// A short label for metrics and logs.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -97,6 +100,12 @@ mod tests {
         ];
         let labels: std::collections::BTreeSet<_> = errs.iter().map(Error::metric_label).collect();
         assert_eq!(labels.len(), errs.len());
+        // (an Error::Kube needs a kube::Error, which has no public constructor worth faking)
+        assert!(
+            labels.iter().all(|l| Error::KINDS.contains(l)),
+            "{labels:?}"
+        );
+        assert!(Error::KINDS.contains(&"kube"));
         assert_eq!(errs[0].to_string(), "a for 'n/q' timed out after 1s");
     }
 

@@ -208,6 +208,9 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
             "configDigest": st.config_digest,
         }});
         t.patch_status("conditions", body, false).await?;
+        if status::newly_failed(&written.conditions, &st.conditions) {
+            ctx.config.metrics.jobs.failed.inc();
+        }
     }
     Ok(Action::requeue(requeue))
 }
@@ -241,8 +244,11 @@ async fn track_job(
     let phase = phase(job);
     match &phase {
         JobPhase::Succeeded => {
+            // (the conditions also change with the generation: announce the outcome once)
+            let known = status::is_true(&st.conditions, status::SUCCEEDED);
             if is_last
                 && status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now)
+                && !known
             {
                 let note = format!("Job '{job_name}' of '{}' succeeded", t.object);
                 publish(
@@ -256,13 +262,17 @@ async fn track_job(
                 .await;
             }
             st.completed = true;
-            if job.metadata.deletion_timestamp.is_none() {
-                cleanup_succeeded(t.ctx, &t.owner(), &t.regarding, job).await?;
+            if job.metadata.deletion_timestamp.is_none()
+                && cleanup_succeeded(t.ctx, &t.owner(), &t.regarding, job).await?
+            {
+                t.ctx.config.metrics.jobs.succeeded.inc();
             }
         }
         JobPhase::Failed { reason, message } => {
+            let known = status::is_true(&st.conditions, status::FAILED);
             if is_last
                 && status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now)
+                && !known
             {
                 let note = format!(
                     "Job '{job_name}' of '{}' failed ({reason}): {message}; it is kept for inspection",
@@ -296,6 +306,7 @@ fn since(t: Timestamp) -> Duration {
 pub fn error_policy(obj: Arc<QuarksJob>, err: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.failed(ObjectRef::from_obj(&*obj));
     let delay = backoff(failures, matches!(err, Error::Conflict { .. }));
+    ctx.config.metrics.reconcile.failed(err.metric_label());
     tracing::warn!(
         object = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()),
         error.kind = err.metric_label(),

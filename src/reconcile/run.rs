@@ -198,6 +198,7 @@ impl Target<'_> {
             .await?
         {
             Ok(_) => {
+                self.ctx.config.metrics.jobs.created.inc();
                 let note = format!("Created errand job '{job_name}' for '{}'", self.object);
                 publish(
                     &self.ctx.recorder,

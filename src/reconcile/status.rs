@@ -31,6 +31,12 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     get(conditions, type_).is_some_and(|c| c.status == "True")
 }
 
+/// Whether the last Job's failure is new in `after`: `Failed` turned `True` (counted once per
+/// failed Job, also across restarts, since the condition is stored).
+pub fn newly_failed(before: &[Condition], after: &[Condition]) -> bool {
+    !is_true(before, FAILED) && is_true(after, FAILED)
+}
+
 /// Set a condition; `lastTransitionTime` changes only when the status does. Returns whether
 /// anything changed.
 pub fn set(
@@ -208,6 +214,29 @@ mod tests {
         assert_eq!(get(&c, RUNNING).unwrap().last_transition_time, Time(t(7)));
         assert_eq!(get(&c, RUNNING).unwrap().observed_generation, Some(2));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn a_failure_is_new_once() {
+        let failed = JobPhase::Failed {
+            reason: "BackoffLimitExceeded".into(),
+            message: "m".into(),
+        };
+        let mut running = Vec::new();
+        set_job_phase(&mut running, "j1", &JobPhase::Running, None, t(0));
+        let mut after = running.clone();
+        set_job_phase(&mut after, "j1", &failed, None, t(1));
+        assert!(!newly_failed(&[], &running));
+        assert!(newly_failed(&running, &after));
+        assert!(newly_failed(&[], &after));
+        // written already: the next reconcile sees it in the stored status
+        assert!(!newly_failed(&after, &after));
+        // the next run's Job fails again
+        let mut rerun = after.clone();
+        set_job_phase(&mut rerun, "j2", &JobPhase::Running, None, t(2));
+        let mut refailed = rerun.clone();
+        set_job_phase(&mut refailed, "j2", &failed, None, t(3));
+        assert!(newly_failed(&rerun, &refailed));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::certs::{
 };
 use crate::cli::{OperatorArgs, WebhookArgs};
 use crate::health::Readiness;
+use crate::metrics::Metrics;
 use crate::names::sanitize_subdomain;
 
 /// Readiness check: a certificate is loaded and registered.
@@ -37,6 +38,9 @@ pub struct Settings {
     pub registration: Registration,
     /// What the pod mutation adds.
     pub pod: PodSettings,
+    /// Where admission requests and the certificate expiry are recorded (a registry of its own
+    /// by default; the operator passes the one it serves at `/metrics`).
+    pub metrics: Metrics,
 }
 
 impl Settings {
@@ -82,6 +86,7 @@ impl Settings {
                 pull_policy: op.docker_image_pull_policy.as_str().to_string(),
                 versioned_secret_history: wh.versioned_secret_history,
             },
+            metrics: Metrics::default(),
         }
     }
 }
@@ -142,6 +147,7 @@ async fn serve(
     let resolver = HotSwapResolver::new(&bundle.serving.cert_pem, &bundle.serving.key_pem)
         .map_err(LoadError::from)?;
     let tls = Arc::new(server_config(resolver.clone()).map_err(LoadError::from)?);
+    certs::record_expiry(&settings.metrics.certificate, &bundle);
     settings
         .registration
         .apply(client.clone(), bundle.ca_bundle_pem.as_bytes())
@@ -162,6 +168,7 @@ async fn serve(
         settings.registration.clone(),
         resolver,
         bundle,
+        settings.metrics.certificate.clone(),
         shutdown.clone(),
     ));
     let tokens = tokio::spawn(super::tokens::run(
@@ -186,7 +193,7 @@ async fn serve(
     if filled {
         readiness.set(READY_CACHES, true);
         info!("Webhook caches are filled");
-        let app = with_limits(router(caches, settings.pod));
+        let app = with_limits(router(caches, settings.pod, settings.metrics.admission));
         serve_tls(listener, tls, app, until(shutdown)).await;
     }
     filling.abort();

@@ -29,8 +29,30 @@ async fn versioned_output_gets_a_new_version_only_when_it_changes() {
     w.write(&dir, "busybox", "output.json", HELLO);
     w.finish("p", &[("busybox", State::Terminated(0))]).await;
 
-    let stdout = ok(&w.run("p", &dir, &[]).await);
+    let out = w.run("p", &dir, &["--log-format", "json"]).await;
+    let stdout = ok(&out);
     assert!(stdout.contains("'foo-busybox-v1' created"), "{stdout}");
+    // one JSON log line per written secret, naming it, its version and its QuarksJob
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let written: Vec<_> = lines.iter().filter(|l| l.get("secret").is_some()).collect();
+    assert_eq!(written.len(), 1, "{stderr}");
+    let line = written[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["secret"], format!("{}/foo-busybox-v1", w.ns));
+    assert_eq!(line["version"], 1);
+    assert_eq!(line["outcome"], "created");
+    assert_eq!(line["object"], format!("{}/foo", w.ns));
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("secret '{}/foo-busybox-v1' created", w.ns)),
+        "{line}"
+    );
     let v1 = w.secret("foo-busybox-v1").await.expect("first version");
     assert_eq!(
         v1.labels().clone(),

@@ -148,3 +148,10 @@ pub fn free_port() -> String {
 pub fn names<K: ResourceExt>(items: &[K]) -> Vec<String> {
     items.iter().map(|o| o.name_any()).collect()
 }
+
+/// The value of the sample `series` (a metric name with its labels, exactly as exposed, e.g.
+/// `quarks_job_jobs_created_total` or `x_total{webhook="mutate-pods"}`) in a text exposition.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

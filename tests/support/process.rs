@@ -26,6 +26,7 @@ pub fn quarks_job() -> Command {
 pub struct Running {
     child: Child,
     stderr: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Running {
@@ -40,14 +41,18 @@ impl Running {
         let pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(String::new()));
         let sink = stderr.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
                 s.push('\n');
             }
         });
-        Running { child, stderr }
+        Running {
+            child,
+            stderr,
+            reader: Some(reader),
+        }
     }
 
     /// Everything written to stderr so far.
@@ -97,15 +102,18 @@ impl Running {
 
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(self) -> std::process::ExitStatus {
-        self.terminate_with_log().0
+        self.stop().0
     }
 
-    /// Send SIGTERM, wait for the exit status and return it with the whole log.
-    pub fn terminate_with_log(mut self) -> (std::process::ExitStatus, String) {
+    /// Send SIGTERM, wait for the exit status, and return it with the whole log (read to the
+    /// end of the pipe).
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().expect("wait for quarks-job");
-        std::thread::sleep(Duration::from_millis(100)); // let the reader drain
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
         (status, self.stderr())
     }
 }
