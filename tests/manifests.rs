@@ -6,16 +6,15 @@ mod reconcile_helpers;
 mod support;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
-use quarks_job::api::Strategy;
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
-use reconcile_helpers::{WAIT, World, created_run};
+use reconcile_helpers::{WAIT, World};
 use serde_json::{Value, json};
+use support::yaml::{self, apply, find};
 use support::{eventually, kubectl};
 
 fn manifests_dir() -> PathBuf {
@@ -28,41 +27,7 @@ fn read_manifest(file: &str) -> String {
 
 /// The objects `kubectl kustomize manifests/` renders.
 fn rendered() -> Vec<Value> {
-    let out = std::process::Command::new("kubectl")
-        .args(["kustomize"])
-        .arg(manifests_dir())
-        .output()
-        .expect("run kubectl kustomize");
-    assert!(
-        out.status.success(),
-        "kubectl kustomize: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split("\n---\n")
-        .map(|doc| serde_yaml::from_str::<Value>(doc).expect("yaml"))
-        .filter(|v| !v.is_null())
-        .collect()
-}
-
-fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    objects
-        .iter()
-        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in manifests/"))
-}
-
-/// Write `text` to a file for `kubectl apply -f`.
-fn temp_yaml(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    f
-}
-
-fn apply(kubeconfig: &Path, text: &str) {
-    let file = temp_yaml(text);
-    kubectl(kubeconfig, &["apply", "-f", file.path().to_str().unwrap()])
-        .unwrap_or_else(|e| panic!("kubectl apply: {e}\n{text}"));
+    yaml::kustomize(&manifests_dir())
 }
 
 #[test]
@@ -86,119 +51,26 @@ fn kustomization_lists_every_manifest() {
 #[test]
 fn deployment_runs_the_image_it_injects_as_non_root() {
     let objects = rendered();
+    let c = support::deployment::assert_operator_deployment(&objects, "quarks-job");
+    assert_eq!(
+        support::deployment::env_value(c, "DOCKER_IMAGE_TAG").as_deref(),
+        Some(quarks_job::VERSION)
+    );
     let deployment = find(&objects, "Deployment", "quarks-job");
-    let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["serviceAccountName"], "quarks-job");
-    let containers = pod["containers"].as_array().unwrap();
-    assert_eq!(containers.len(), 1);
-    let c = &containers[0];
-    let env: Vec<(String, Value)> = c["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
-        .collect();
-    let value = |name: &str| -> String {
-        env.iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no env {name}"))
-            .1["value"]
-            .as_str()
-            .unwrap_or_else(|| panic!("env {name} has no value"))
-            .to_string()
-    };
-    // the operator injects org/repository:tag into job pods: it must be this very image
     assert_eq!(
-        c["image"].as_str().unwrap(),
-        format!(
-            "{}/{}:{}",
-            value("DOCKER_IMAGE_ORG"),
-            value("DOCKER_IMAGE_REPOSITORY"),
-            value("DOCKER_IMAGE_TAG")
-        )
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        "quarks-job"
     );
-    assert_eq!(value("DOCKER_IMAGE_TAG"), quarks_job::VERSION);
-    assert_eq!(
-        value("DOCKER_IMAGE_PULL_POLICY"),
-        c["imagePullPolicy"].as_str().unwrap()
-    );
-    let ns_env = &env
-        .iter()
-        .find(|(n, _)| n == "OPERATOR_NAMESPACE")
-        .expect("OPERATOR_NAMESPACE")
-        .1;
-    assert_eq!(
-        ns_env["valueFrom"]["fieldRef"]["fieldPath"],
-        "metadata.namespace"
-    );
-    // the binary is the entrypoint: no command/args override (the output container passes
-    // `persist-output` as args to the same entrypoint)
-    assert!(c.get("command").is_none() && c.get("args").is_none(), "{c}");
-    let dockerfile = std::fs::read_to_string(support::repo_root().join("Dockerfile")).unwrap();
-    assert!(
-        dockerfile.contains(r#"ENTRYPOINT ["/usr/local/bin/quarks-job"]"#),
-        "{dockerfile}"
-    );
-    // non-root, read-only root filesystem, probes on the health port, resources
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
-    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    let health_port = c["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "health")
-        .expect("health port");
-    assert_eq!(health_port["containerPort"], 8081);
-    assert!(c["resources"]["requests"].is_object() && c["resources"]["limits"].is_object());
-    // the webhook Service reaches the webhook port
-    let webhook_port = c["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "webhook")
-        .expect("webhook port");
-    assert_eq!(webhook_port["containerPort"], 2999);
     let service = find(&objects, "Service", "quarks-job-webhook");
     assert_eq!(service["metadata"]["namespace"], "quarks-job");
-    assert_eq!(service["spec"]["ports"][0]["port"], 443);
-    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook");
-    assert_eq!(
-        service["spec"]["selector"],
-        deployment["spec"]["template"]["metadata"]["labels"]
-    );
 }
 
 #[tokio::test]
 async fn every_manifest_passes_a_server_side_dry_run() {
-    let kubeconfig = support::shared().kubeconfig.clone();
     let objects = rendered();
-    // namespaced objects can only be dry-run into namespaces that exist
-    let namespaces: Vec<&Value> = objects
-        .iter()
-        .filter(|o| o["kind"] == "Namespace")
-        .collect();
-    assert_eq!(namespaces.len(), 2, "quarks-job and staging");
-    for ns in &namespaces {
-        apply(&kubeconfig, &serde_json::to_string(ns).unwrap());
-    }
-    let out = kubectl(
-        &kubeconfig,
-        &[
-            "apply",
-            "--dry-run=server",
-            "-k",
-            manifests_dir().to_str().unwrap(),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("server-side dry run rejected: {e}"));
-    let lines: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("(server dry run)"))
-        .collect();
-    assert_eq!(lines.len(), objects.len(), "{out}");
+    let namespaces = objects.iter().filter(|o| o["kind"] == "Namespace").count();
+    assert_eq!(namespaces, 2, "quarks-job and staging");
+    yaml::server_dry_run(&support::shared().kubeconfig, &objects);
 }
 
 /// The operator binary, run with the token of its ServiceAccount bound to the shipped RBAC (not
@@ -274,25 +146,7 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     ]);
     let operator = support::process::Running::start(cmd);
 
-    // ready: CRD applied, certificates stored, webhooks registered, caches synced
-    let health = format!("127.0.0.1:{health_port}");
-    let ready = async {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if http_get(&health, "/readyz")
-                .await
-                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
-            {
-                return true;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-    .await;
-    assert!(ready, "operator not ready:\n{}", operator.stderr());
+    operator.wait_ready(&health_port, WAIT).await;
 
     let cert = op_secrets.get("quarks-job-webhook-cert").await.unwrap();
     assert!(
@@ -305,64 +159,7 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
         ns: ns.clone(),
         id: id.clone(),
     };
-    w.create(json!({
-        "metadata": {"name": "errand"},
-        "spec": {
-            "trigger": {"strategy": "now"},
-            "output": {"outputMap": {"jsonout": {"output.json": {"name": "foo-json"}}}},
-            "template": {"spec": {"backoffLimit": 0, "template": {"spec": {
-                "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 1,
-                "containers": [{"name": "jsonout", "image": "busybox",
-                    "command": ["/bin/sh", "-c", "echo '{\"foo\": \"1\"}' > /mnt/quarks/output.json"]}]
-            }}}}
-        }
-    }))
-    .await;
-    let q = w
-        .wait_qjob("errand", "Job created", |q| created_run(q) == 1)
-        .await;
-    assert_eq!(
-        q.strategy(),
-        Some(Strategy::Manual),
-        "{}",
-        operator.stderr()
-    );
-    let job = w.wait_jobs("errand", 1).await.remove(0).name_any();
-
-    // the pod the job controller created was mutated by the operator's webhook
-    let pod = w.pod_of(&job).await;
-    let spec = pod.spec.clone().unwrap();
-    let persist = spec
-        .containers
-        .iter()
-        .find(|c| c.name == "output-persist")
-        .unwrap_or_else(|| panic!("pod not mutated: {spec:?}\n{}", operator.stderr()));
-    assert_eq!(
-        persist.args.as_deref(),
-        Some(&["persist-output".to_string()][..])
-    );
-
-    // the kubelet stand-in finishes the pod: the Job succeeds and is cleaned up
-    support::kubelet::finish_pod(&w.pods(), &pod.name_any(), 0).await;
-    w.wait_job_gone(&job).await;
-    let q = w
-        .wait_qjob("errand", "completed", |q| {
-            q.status.as_ref().is_some_and(|s| s.completed)
-        })
-        .await;
-    assert_eq!(q.strategy(), Some(Strategy::Manual));
-    // the kept pod is re-owned to the QuarksJob (a patch the RBAC must allow)
-    eventually(WAIT, "pod re-owned to the QuarksJob", || async {
-        w.pods()
-            .get(&pod.name_any())
-            .await
-            .unwrap()
-            .owner_references()
-            .iter()
-            .any(|o| o.kind == "QuarksJob" && o.name == "errand")
-    })
-    .await;
+    reconcile_helpers::end_to_end::errand_with_output(&w, || operator.stderr()).await;
     // and the operator keeps its own token Secret for the output account (secrets create)
     let token_name = quarks_job::webhook::mutate::token_secret_name("qjob-persist-output");
     eventually(WAIT, "the operator's output token Secret", || async {
@@ -421,15 +218,4 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     assert!(status.success(), "exit {status:?}\n{log}");
     w.cleanup().await;
     support::delete_namespace(&admin, &op_ns).await;
-}
-
-/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS); None if it cannot connect.
-async fn http_get(addr: &str, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    Some(response)
 }

@@ -76,6 +76,28 @@ impl Running {
         }
     }
 
+    /// Wait until the operator's `/readyz` on `127.0.0.1:<health_port>` answers 200 (CRD
+    /// applied, certificates stored, webhooks registered, caches synced); panic with the log
+    /// after `timeout`.
+    pub async fn wait_ready(&self, health_port: &str, timeout: Duration) {
+        let addr = format!("127.0.0.1:{health_port}");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if http_get(&addr, "/readyz")
+                .await
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "operator not ready after {timeout:?}:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         // SAFETY: plain kill(2) on our own child's pid.
@@ -89,4 +111,15 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A plain HTTP/1.1 GET over a TCP socket (the health port has no TLS); None if it cannot connect.
+pub async fn http_get(addr: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
 }
