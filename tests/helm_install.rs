@@ -143,6 +143,42 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
     let status = operator.terminate();
     assert!(status.success(), "exit {status:?}\n{log}");
 
+    // an upgrade with a changed value reaches the Deployment; the operator's certificate Secret
+    // (not part of the release) survives it
+    helm(
+        Some(&admin_kc),
+        &[
+            "upgrade",
+            release,
+            chart.to_str().unwrap(),
+            "--namespace",
+            &op_ns,
+            "--reuse-values",
+            "--set",
+            "maxWorkers=3",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("helm upgrade: {e}"));
+    let upgraded = Api::<Deployment>::namespaced(admin.clone(), &op_ns)
+        .get(release)
+        .await
+        .unwrap();
+    let env = upgraded.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    let max_workers = env.iter().find(|e| e.name == "MAX_WORKERS").unwrap();
+    assert_eq!(max_workers.value.as_deref(), Some("3"));
+    let monitored = env.iter().find(|e| e.name == "MONITORED_ID").unwrap();
+    assert_eq!(monitored.value.as_deref(), Some(id.as_str()));
+    assert!(
+        exists(
+            Api::<Secret>::namespaced(admin.clone(), &op_ns),
+            "quarks-job-webhook-cert"
+        )
+        .await
+    );
+
     // uninstall removes the release's objects, the monitored namespace included; the CRD stays
     // (Helm never deletes CRDs), as do the webhook configurations the operator registered
     helm(
