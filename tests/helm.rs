@@ -138,15 +138,45 @@ fn default_values_render_a_consistent_operator_with_upstream_names() {
             .any(|o| o["kind"] == "CustomResourceDefinition")
     );
 
-    // another release gets its own names, and its own monitored id
-    let objects = template("blue", "quarks-job", &[]);
-    let c = assert_operator_deployment(&objects, "blue-quarks-job");
-    assert_eq!(
-        env_value(c, "MONITORED_ID").as_deref(),
-        Some("blue-quarks-job")
-    );
+    // another release gets its own names
+    let objects = template("blue", "operators", &[]);
+    assert_operator_deployment(&objects, "blue-quarks-job");
     find(&objects, "ClusterRole", "blue-quarks-job");
     find(&objects, "Service", "blue-quarks-job-webhook");
+}
+
+/// The default monitored id is upstream's, so namespaces labelled for an upstream installation
+/// stay monitored: the release namespace if it contains the chart name, else
+/// `<release>-quarks-job` (or fullnameOverride).
+#[test]
+fn default_monitored_id_is_upstreams() {
+    for (release, namespace, extra, id) in [
+        ("quarks-job", "quarks-job", "", "quarks-job"),
+        ("qjob", "quarks", "", "qjob-quarks-job"),
+        ("quarks-job", "quarks", "", "quarks-job-quarks-job"),
+        ("blue", "my-quarks-job", "", "my-quarks-job"),
+        ("blue", "quarks", "fullnameOverride=qj", "qj"),
+        ("blue", "quarks", "global.monitoredID=staging", "staging"),
+    ] {
+        let set: Vec<&str> = if extra.is_empty() {
+            vec![]
+        } else {
+            vec!["--set", extra]
+        };
+        let objects = template(release, namespace, &set);
+        let deployment = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+        let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            env_value(c, "MONITORED_ID").as_deref(),
+            Some(id),
+            "release {release} in {namespace} {extra}"
+        );
+        let single = objects.iter().find(|o| o["kind"] == "Namespace").unwrap();
+        assert_eq!(
+            single["metadata"]["labels"]["quarks.cloudfoundry.org/monitored"],
+            id
+        );
+    }
 }
 
 #[test]

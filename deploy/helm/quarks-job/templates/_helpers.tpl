@@ -45,9 +45,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The monitored id: global.monitoredID, else the full name (as upstream). */}}
+{{/*
+The monitored id: global.monitoredID, else upstream's default, which namespaces of existing
+installations are labelled with: upstream's full name, i.e. fullnameOverride, else the release
+*namespace* if it contains the chart name, else <release>-<name>.
+*/}}
 {{- define "quarks-job.monitoredID" -}}
-{{- default (include "quarks-job.fullname" .) .Values.global.monitoredID }}
+{{- if .Values.global.monitoredID }}
+{{- .Values.global.monitoredID }}
+{{- else if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Namespace }}
+{{- .Release.Namespace | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "quarks-job.imageTag" -}}
