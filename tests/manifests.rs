@@ -10,12 +10,11 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
-use quarks_job::api::Strategy;
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
-use reconcile_helpers::{WAIT, World, created_run};
+use reconcile_helpers::{WAIT, World};
 use serde_json::{Value, json};
 use support::manifests::{apply, find, manifests_dir, read_manifest, rendered};
-use support::{eventually, kubectl};
+use support::{eventually, kubectl, yaml};
 
 #[test]
 fn kustomization_lists_every_manifest() {
@@ -38,124 +37,27 @@ fn kustomization_lists_every_manifest() {
 #[test]
 fn deployment_runs_the_image_it_injects_as_non_root() {
     let objects = rendered();
+    let c = support::deployment::assert_operator_deployment(&objects, "quarks-job");
+    assert_eq!(
+        support::deployment::env_value(c, "DOCKER_IMAGE_TAG").as_deref(),
+        Some(quarks_job::VERSION)
+    );
     let deployment = find(&objects, "Deployment", "quarks-job");
-    let pod = &deployment["spec"]["template"]["spec"];
-    assert_eq!(pod["serviceAccountName"], "quarks-job");
-    let containers = pod["containers"].as_array().unwrap();
-    assert_eq!(containers.len(), 1);
-    let c = &containers[0];
-    let env: Vec<(String, Value)> = c["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["name"].as_str().unwrap().to_string(), e.clone()))
-        .collect();
-    let value = |name: &str| -> String {
-        env.iter()
-            .find(|(n, _)| n == name)
-            .unwrap_or_else(|| panic!("no env {name}"))
-            .1["value"]
-            .as_str()
-            .unwrap_or_else(|| panic!("env {name} has no value"))
-            .to_string()
-    };
-    // the operator injects org/repository:tag into job pods: it must be this very image
     assert_eq!(
-        c["image"].as_str().unwrap(),
-        format!(
-            "{}/{}:{}",
-            value("DOCKER_IMAGE_ORG"),
-            value("DOCKER_IMAGE_REPOSITORY"),
-            value("DOCKER_IMAGE_TAG")
-        )
+        deployment["spec"]["template"]["spec"]["serviceAccountName"],
+        "quarks-job"
     );
-    assert_eq!(value("DOCKER_IMAGE_TAG"), quarks_job::VERSION);
-    assert_eq!(
-        value("DOCKER_IMAGE_PULL_POLICY"),
-        c["imagePullPolicy"].as_str().unwrap()
-    );
-    let ns_env = &env
-        .iter()
-        .find(|(n, _)| n == "OPERATOR_NAMESPACE")
-        .expect("OPERATOR_NAMESPACE")
-        .1;
-    assert_eq!(
-        ns_env["valueFrom"]["fieldRef"]["fieldPath"],
-        "metadata.namespace"
-    );
-    // the binary is the entrypoint: no command/args override (the output container passes
-    // `persist-output` as args to the same entrypoint)
-    assert!(c.get("command").is_none() && c.get("args").is_none(), "{c}");
-    let dockerfile = std::fs::read_to_string(support::repo_root().join("Dockerfile")).unwrap();
-    assert!(
-        dockerfile.contains(r#"ENTRYPOINT ["/usr/local/bin/quarks-job"]"#),
-        "{dockerfile}"
-    );
-    // non-root, read-only root filesystem, probes on the health port, resources
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
-    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    let health_port = c["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "health")
-        .expect("health port");
-    assert_eq!(health_port["containerPort"], 8081);
-    // metrics are scraped from the health port
-    let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
-    assert_eq!(annotations["prometheus.io/scrape"], "true");
-    assert_eq!(annotations["prometheus.io/path"], "/metrics");
-    assert_eq!(annotations["prometheus.io/port"], "8081");
-    assert!(c["resources"]["requests"].is_object() && c["resources"]["limits"].is_object());
-    // the webhook Service reaches the webhook port
-    let webhook_port = c["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "webhook")
-        .expect("webhook port");
-    assert_eq!(webhook_port["containerPort"], 2999);
+    assert_eq!(deployment["spec"]["replicas"], 2);
     let service = find(&objects, "Service", "quarks-job-webhook");
     assert_eq!(service["metadata"]["namespace"], "quarks-job");
-    assert_eq!(service["spec"]["ports"][0]["port"], 443);
-    assert_eq!(service["spec"]["ports"][0]["targetPort"], "webhook");
-    assert_eq!(
-        service["spec"]["selector"],
-        deployment["spec"]["template"]["metadata"]["labels"]
-    );
 }
 
 #[tokio::test]
 async fn every_manifest_passes_a_server_side_dry_run() {
-    let kubeconfig = support::shared().kubeconfig.clone();
     let objects = rendered();
-    // namespaced objects can only be dry-run into namespaces that exist
-    let namespaces: Vec<&Value> = objects
-        .iter()
-        .filter(|o| o["kind"] == "Namespace")
-        .collect();
-    assert_eq!(namespaces.len(), 2, "quarks-job and staging");
-    for ns in &namespaces {
-        apply(&kubeconfig, &serde_json::to_string(ns).unwrap());
-    }
-    let out = kubectl(
-        &kubeconfig,
-        &[
-            "apply",
-            "--dry-run=server",
-            "-k",
-            manifests_dir().to_str().unwrap(),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("server-side dry run rejected: {e}"));
-    let lines: Vec<&str> = out
-        .lines()
-        .filter(|l| l.contains("(server dry run)"))
-        .collect();
-    assert_eq!(lines.len(), objects.len(), "{out}");
+    let namespaces = objects.iter().filter(|o| o["kind"] == "Namespace").count();
+    assert_eq!(namespaces, 2, "quarks-job and staging");
+    yaml::server_dry_run(&support::shared().kubeconfig, &objects);
 }
 
 /// The operator binary, run with the token of its ServiceAccount bound to the shipped RBAC (not
@@ -227,64 +129,7 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
         ns: ns.clone(),
         id: id.clone(),
     };
-    w.create(json!({
-        "metadata": {"name": "errand"},
-        "spec": {
-            "trigger": {"strategy": "now"},
-            "output": {"outputMap": {"jsonout": {"output.json": {"name": "foo-json"}}}},
-            "template": {"spec": {"backoffLimit": 0, "template": {"spec": {
-                "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 1,
-                "containers": [{"name": "jsonout", "image": "busybox",
-                    "command": ["/bin/sh", "-c", "echo '{\"foo\": \"1\"}' > /mnt/quarks/output.json"]}]
-            }}}}
-        }
-    }))
-    .await;
-    let q = w
-        .wait_qjob("errand", "Job created", |q| created_run(q) == 1)
-        .await;
-    assert_eq!(
-        q.strategy(),
-        Some(Strategy::Manual),
-        "{}",
-        operator.stderr()
-    );
-    let job = w.wait_jobs("errand", 1).await.remove(0).name_any();
-
-    // the pod the job controller created was mutated by the operator's webhook
-    let pod = w.pod_of(&job).await;
-    let spec = pod.spec.clone().unwrap();
-    let persist = spec
-        .containers
-        .iter()
-        .find(|c| c.name == "output-persist")
-        .unwrap_or_else(|| panic!("pod not mutated: {spec:?}\n{}", operator.stderr()));
-    assert_eq!(
-        persist.args.as_deref(),
-        Some(&["persist-output".to_string()][..])
-    );
-
-    // the kubelet stand-in finishes the pod: the Job succeeds and is cleaned up
-    support::kubelet::finish_pod(&w.pods(), &pod.name_any(), 0).await;
-    w.wait_job_gone(&job).await;
-    let q = w
-        .wait_qjob("errand", "completed", |q| {
-            q.status.as_ref().is_some_and(|s| s.completed)
-        })
-        .await;
-    assert_eq!(q.strategy(), Some(Strategy::Manual));
-    // the kept pod is re-owned to the QuarksJob (a patch the RBAC must allow)
-    eventually(WAIT, "pod re-owned to the QuarksJob", || async {
-        w.pods()
-            .get(&pod.name_any())
-            .await
-            .unwrap()
-            .owner_references()
-            .iter()
-            .any(|o| o.kind == "QuarksJob" && o.name == "errand")
-    })
-    .await;
+    reconcile_helpers::end_to_end::errand_with_output(&w, || operator.stderr()).await;
     // and the operator keeps its own token Secret for the output account (secrets create)
     let token_name = quarks_job::webhook::mutate::token_secret_name("qjob-persist-output");
     eventually(WAIT, "the operator's output token Secret", || async {
@@ -334,13 +179,7 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     })
     .await;
 
-    let log = operator.stderr();
-    assert!(
-        !log.to_lowercase().contains("forbidden"),
-        "the operator was denied something:\n{log}"
-    );
-    let status = operator.terminate();
-    assert!(status.success(), "exit {status:?}\n{log}");
+    operator.stop_never_denied();
     w.cleanup().await;
     support::delete_namespace(&admin, &op_ns).await;
 }

@@ -35,6 +35,7 @@ pub const ENV_VARS: &[&str] = &[
     "LEADER_ELECTION_LEASE_DURATION",
     "LEADER_ELECTION_RENEW_DEADLINE",
     "LEADER_ELECTION_RETRY_PERIOD",
+    "POD_NAME",
 ];
 
 /// The environment variables `persist-output` reads besides [`ENV_VARS`].
@@ -304,6 +305,10 @@ pub struct LeaderArgs {
     #[arg(long, env = "LEADER_ELECTION_RETRY_PERIOD", hide_env = true, default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub leader_election_retry_period: u64,
+
+    /// (POD_NAME) Name of this replica's pod (set it from the downward API), its leader election identity; defaults to the hostname
+    #[arg(long, env = "POD_NAME", hide_env = true)]
+    pub pod_name: Option<String>,
 }
 
 /// `persist-output` flags.

@@ -31,7 +31,7 @@ impl Settings {
                 .filter(|ns| !ns.is_empty())
                 .unwrap_or_else(|| wh.operator_namespace.clone()),
             name: lease_name(&op.monitored_id),
-            identity: identity(),
+            identity: identity(le.pod_name.as_deref()),
             timings: timings(le),
         }
     }
@@ -52,10 +52,10 @@ pub fn lease_name(monitored_id: &str) -> String {
 }
 
 /// `<pod or host name>_<8 random hex digits>`: unique even for two processes on one host.
-fn identity() -> String {
-    let host = std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .ok()
+fn identity(pod_name: Option<&str>) -> String {
+    let host = pod_name
+        .map(str::to_string)
+        .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
@@ -100,10 +100,12 @@ mod tests {
 
     #[test]
     fn identities_differ_between_processes_on_one_host() {
-        let (a, b) = (identity(), identity());
+        let (a, b) = (identity(None), identity(None));
         assert_ne!(a, b);
         let (host, hex) = a.rsplit_once('_').unwrap();
         assert!(!host.is_empty());
         assert_eq!(hex.len(), 8);
+        let pod = identity(Some("quarks-job-7d9f-abcde"));
+        assert!(pod.starts_with("quarks-job-7d9f-abcde_"), "{pod}");
     }
 }

@@ -19,6 +19,8 @@ use tokio::task::JoinHandle;
 
 use crate::support::{self, eventually, eventually_some};
 
+pub mod end_to_end;
+
 /// Safety-net timeout of every wait.
 pub const WAIT: Duration = Duration::from_secs(60);
 

@@ -3,9 +3,12 @@
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
 pub mod controlplane;
+pub mod deployment;
+pub mod helm;
 pub mod kubelet;
 pub mod manifests;
 pub mod process;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -100,6 +100,18 @@ impl Running {
         }
     }
 
+    /// Check that the log has no `forbidden` (its RBAC was enough), then stop it with SIGTERM
+    /// and check it exits cleanly.
+    pub fn stop_never_denied(self) {
+        let log = self.stderr();
+        assert!(
+            !log.to_lowercase().contains("forbidden"),
+            "the operator was denied something:\n{log}"
+        );
+        let status = self.terminate();
+        assert!(status.success(), "exit {status:?}\n{log}");
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(self) -> std::process::ExitStatus {
         self.stop().0
