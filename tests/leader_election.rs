@@ -12,15 +12,17 @@ use kube::ResourceExt;
 use kube::api::Api;
 use reconcile_helpers::{World, created_run, qjob};
 use serde_json::json;
-use support::process::{Operator, Running};
+use support::process::{Operator, Running, http_get};
 
 const WAIT: Duration = Duration::from_secs(60);
 /// Short timings so the handover after a crash takes seconds (lease 4 s).
 const LEASE_SECONDS: u64 = 4;
 
-fn replica(w: &World) -> Running {
+/// A replica and its health address (`/metrics`).
+fn replica(w: &World) -> (Running, String) {
     let kubeconfig = support::shared().kubeconfig.clone();
     let mut operator = Operator::out_of_cluster(&kubeconfig, &w.ns, &w.id);
+    let health = operator.health().to_string();
     operator.cmd.args([
         "--log-level",
         "info",
@@ -32,7 +34,12 @@ fn replica(w: &World) -> Running {
         "--leader-election-retry-period",
         "1",
     ]);
-    Running::start(operator.cmd)
+    (Running::start(operator.cmd), health)
+}
+
+/// `quarks_job_leader` of a replica: 1 while it reconciles.
+fn leading(health: &str) -> Option<f64> {
+    support::metric(&http_get(health, "/metrics")?, "quarks_job_leader")
 }
 
 /// The identity a replica logged when it became the leader.
@@ -86,7 +93,7 @@ async fn runs_a_job(w: &World, name: &str) {
 async fn one_replica_reconciles_and_the_other_takes_over() {
     let w = World::new("leader").await;
 
-    let mut a = replica(&w);
+    let (mut a, a_health) = replica(&w);
     a.wait_for_log("Leading: this replica", WAIT);
     a.wait_for_log("starting the reconciler", WAIT);
     let a_id = identity(&a.stderr());
@@ -94,7 +101,7 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
 
     // the second replica follows: it serves the webhook (registered last, so the apiserver
     // calls it) but does not reconcile
-    let mut b = replica(&w);
+    let (mut b, b_health) = replica(&w);
     b.wait_for_log("is held by", WAIT);
     b.wait_for_log("Webhook caches are filled", WAIT);
     runs_a_job(&w, "while-a-leads").await;
@@ -104,6 +111,8 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
         b.stderr()
     );
     assert!(b.stderr().contains(&format!("is held by '{a_id}'")));
+    assert_eq!(leading(&a_health), Some(1.0));
+    assert_eq!(leading(&b_health), Some(0.0));
 
     // the leader crashes (SIGKILL: no release): the follower takes over once the Lease expired
     let before = transitions(&lease(&w).await);
@@ -120,10 +129,11 @@ async fn one_replica_reconciles_and_the_other_takes_over() {
     assert_eq!(holder(&taken).as_deref(), Some(b_id.as_str()));
     assert_eq!(transitions(&taken), before + 1);
     runs_a_job(&w, "after-the-crash").await;
+    assert_eq!(leading(&b_health), Some(1.0));
 
     // a graceful shutdown releases the Lease; a waiting replica leads without waiting for
     // the lease to expire
-    let mut c = replica(&w);
+    let (mut c, _) = replica(&w);
     c.wait_for_log(&format!("is held by '{b_id}'"), WAIT);
     c.wait_for_log("Webhook caches are filled", WAIT);
     let log_of_b = {

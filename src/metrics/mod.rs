@@ -37,6 +37,8 @@ pub struct Metrics {
     pub admission: AdmissionMetrics,
     /// The serving certificate.
     pub certificate: CertificateMetrics,
+    /// Whether this replica reconciles.
+    pub leader: LeaderMetrics,
 }
 
 impl Default for Metrics {
@@ -57,12 +59,15 @@ impl Metrics {
         admission.register(&mut registry);
         let certificate = CertificateMetrics::default();
         certificate.register(&mut registry);
+        let leader = LeaderMetrics::default();
+        leader.register(&mut registry);
         Metrics {
             registry: Arc::new(registry),
             reconcile,
             jobs,
             admission,
             certificate,
+            leader,
         }
     }
 
@@ -105,6 +110,32 @@ impl CertificateMetrics {
     }
 }
 
+/// Leader election.
+#[derive(Clone, Debug, Default)]
+pub struct LeaderMetrics {
+    leading: Gauge,
+}
+
+impl LeaderMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "leader",
+            "1 while this replica runs the reconciler (it holds the Lease, or leader election is off), else 0",
+            self.leading.clone(),
+        );
+    }
+
+    /// This replica's reconciler started (`true`) or stopped.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.set(i64::from(leading));
+    }
+
+    /// Whether the reconciler runs here.
+    pub fn leading(&self) -> bool {
+        self.leading.get() == 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +165,7 @@ mod tests {
             ("quarks_job_admission_denials", "counter"),
             ("quarks_job_admission_duration_seconds", "histogram"),
             ("quarks_job_certificate_expiry_timestamp_seconds", "gauge"),
+            ("quarks_job_leader", "gauge"),
         ] {
             assert!(
                 text.contains(&format!("# TYPE {name} {kind}\n")),
@@ -144,6 +176,9 @@ mod tests {
         // unlabelled counters show 0 from the start; OpenMetrics ends with EOF
         assert_eq!(sample(&text, "quarks_job_jobs_created_total"), Some(0.0));
         assert_eq!(sample(&text, "quarks_job_reconcile_total"), Some(0.0));
+        assert_eq!(sample(&text, "quarks_job_leader"), Some(0.0));
+        m.leader.set_leading(true);
+        assert_eq!(sample(&m.encode(), "quarks_job_leader"), Some(1.0));
         assert_eq!(
             sample(&text, "quarks_job_reconcile_errors_total{error=\"kube\"}"),
             Some(0.0)

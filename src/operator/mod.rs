@@ -198,7 +198,13 @@ async fn reconcile_when_leading(
                 }
             }
         };
+        let leader = config.metrics.leader.clone();
+        let start = async move {
+            start.await;
+            leader.set_leading(true);
+        };
         crate::reconcile::run_when(client.clone(), config.clone(), start, until).await;
+        config.metrics.leader.set_leading(false);
         if *stopping.borrow() {
             break;
         }
