@@ -75,8 +75,6 @@ patches:
 EOF
 }
 
-need() { command -v "$1" >/dev/null || { echo "deploy: '$1' is not on PATH" >&2; exit 1; }; }
-
 case "$DEPLOY/$cmd" in
 kustomize/render)
   write_overlay
@@ -92,7 +90,7 @@ kustomize/delete)
   kubectl delete -k "$OVERLAY_DIR" --ignore-not-found
   ;;
 helm/apply)
-  need helm
+  helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
   [ -d "$CHART" ] || { echo "deploy: no chart in $CHART" >&2; exit 1; }
   # value names as in upstream's chart (image.org/repository/tag, global.image.pullPolicy,
   # global.monitoredID)
@@ -102,7 +100,7 @@ helm/apply)
     --set global.monitoredID="$MONITORED_ID" --wait --timeout 300s
   ;;
 helm/delete)
-  need helm
+  helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
   helm uninstall quarks-job --namespace "$NAMESPACE"
   ;;
 *)
