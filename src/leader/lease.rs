@@ -101,9 +101,17 @@ impl Elector {
         if !self.leading {
             return;
         }
-        self.set_leading(false);
-        let Ok(Some(mut lease)) = self.api.get_opt(&self.settings.name).await else {
-            return;
+        self.leading = false;
+        let mut lease = match self.api.get_opt(&self.settings.name).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(
+                    "Cannot release Lease '{}' ({e}): another replica takes over once it expires",
+                    self.lease_ref()
+                );
+                return;
+            }
         };
         let spec = lease.spec.get_or_insert_with(Default::default);
         if spec.holder_identity.as_deref() != Some(&self.settings.identity) {
@@ -117,7 +125,10 @@ impl Elector {
             .await
         {
             Ok(_) => info!("Released Lease '{}'", self.lease_ref()),
-            Err(e) => warn!("Cannot release Lease '{}': {e}", self.lease_ref()),
+            Err(e) => warn!(
+                "Cannot release Lease '{}' ({e}): another replica takes over once it expires",
+                self.lease_ref()
+            ),
         }
     }
 

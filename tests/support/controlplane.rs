@@ -385,7 +385,8 @@ fn remove_stale_dirs() {
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
-/// Spawn `cmd` so that it receives SIGKILL when this process ends. `PR_SET_PDEATHSIG` fires
+/// Spawn `cmd` in its own process group so that it receives SIGKILL when this process ends.
+/// `PR_SET_PDEATHSIG` fires
 /// when the *thread* that forked the child exits, so all children are forked by one thread that
 /// lives as long as the process.
 pub fn spawn_tied_to_process(cmd: Command) -> std::io::Result<Child> {
@@ -397,6 +398,10 @@ pub fn spawn_tied_to_process(cmd: Command) -> std::io::Result<Child> {
             .name("testenv-spawner".into())
             .spawn(move || {
                 for (mut cmd, reply) in rx {
+                    // Its own process group: a Ctrl-C at the terminal (e.g. `make run`) reaches
+                    // the tool and the operator it runs, which then stops with the control plane
+                    // still up; the control plane goes after them.
+                    cmd.process_group(0);
                     // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
                     unsafe {
                         cmd.pre_exec(|| {
