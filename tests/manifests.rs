@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
@@ -178,6 +179,48 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
         q.status.as_ref().is_some_and(|s| s.completed)
     })
     .await;
+
+    // the webhook configurations are registered again when deleted or damaged (list, watch)
+    let registration = format!("quarks-job-{id}");
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
+    let registered = || async {
+        mutating
+            .get_opt(&registration)
+            .await
+            .unwrap()
+            .is_some_and(|c| {
+                c.webhooks.unwrap_or_default().iter().any(|w| {
+                    w.client_config
+                        .ca_bundle
+                        .as_ref()
+                        .is_some_and(|b| b.0.starts_with(b"-----BEGIN CERTIFICATE-----"))
+                })
+            })
+    };
+    kubectl(
+        &admin_kc,
+        &["delete", "mutatingwebhookconfiguration", &registration],
+    )
+    .unwrap();
+    eventually(WAIT, "the deleted registration back", registered).await;
+    kubectl(
+        &admin_kc,
+        &[
+            "patch",
+            "mutatingwebhookconfiguration",
+            &registration,
+            "--type=json",
+            "-p",
+            r#"[{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle", "value": "Zm9v"}]"#,
+        ],
+    )
+    .unwrap();
+    eventually(WAIT, "the damaged caBundle repaired", registered).await;
+    assert!(
+        operator.stderr().contains("registering it again"),
+        "{}",
+        operator.stderr()
+    );
 
     operator.stop_never_denied();
     w.cleanup().await;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
 use kube::Client;
 
 use crate::metrics::CertificateMetrics;
@@ -101,6 +102,9 @@ pub fn load_dir(dir: &Path) -> Result<Bundle, LoadError> {
     })
 }
 
+/// How soon a webhook configuration that could not be registered again is retried.
+pub const REPAIR_RETRY: Duration = Duration::from_secs(10);
+
 /// Serve `initial` through `resolver`, register it, and keep both current until `shutdown`.
 pub async fn maintain(
     client: Client,
@@ -112,11 +116,29 @@ pub async fn maintain(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut current = initial;
+    let mut changes = std::pin::pin!(super::guard::changes(client.clone(), &registration.name));
+    // a configuration that could not be registered again is retried every REPAIR_RETRY
+    let mut broken: Option<&'static str> = None;
     loop {
-        let wait = next_check(&source, &current, SystemTime::now());
+        let mut wait = next_check(&source, &current, SystemTime::now());
+        if broken.is_some() {
+            wait = wait.min(REPAIR_RETRY);
+        }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => {
+                if let Some(kind) = broken {
+                    broken = (!repair(&client, &registration, &current, kind).await).then_some(kind);
+                    continue;
+                }
+            }
             _ = shutdown.changed() => return,
+            Some(seen) = changes.next() => {
+                if !super::guard::intact(&seen, current.ca_bundle_pem.as_bytes()) {
+                    let kind = seen.kind();
+                    broken = (!repair(&client, &registration, &current, kind).await).then_some(kind);
+                }
+                continue;
+            }
         }
         match load(&client, &source).await {
             Ok(next) if next != current => {
@@ -130,6 +152,41 @@ pub async fn maintain(
             }
             Ok(_) => {}
             Err(e) => warn!("Cannot load webhook certificates, keeping the current ones: {e}"),
+        }
+    }
+}
+
+/// Register the webhook configurations again: a `kind` was deleted or can no longer verify the
+/// served certificate.
+async fn repair(
+    client: &Client,
+    registration: &Registration,
+    current: &Bundle,
+    kind: &str,
+) -> bool {
+    warn!(
+        "{kind} '{}' was deleted or changed so that the apiserver cannot call this webhook; \
+         registering it again",
+        registration.name
+    );
+    match registration
+        .apply(client.clone(), current.ca_bundle_pem.as_bytes())
+        .await
+    {
+        Ok(()) => {
+            info!(
+                "Registered webhook configurations '{}' again",
+                registration.name
+            );
+            true
+        }
+        Err(e) => {
+            warn!(
+                "Cannot register webhook configurations '{}' again: {e}; retrying in {}s",
+                registration.name,
+                REPAIR_RETRY.as_secs()
+            );
+            false
         }
     }
 }

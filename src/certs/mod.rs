@@ -4,9 +4,11 @@
 //!
 //! `lifecycle` renews managed certificates before expiry and reloads user-provided ones from a
 //! directory, patching the webhook configurations' `caBundle` (`registration`) before a new CA
-//! is served.
+//! is served. `guard` registers the configurations again when they are deleted or damaged
+//! while the operator runs.
 
 mod authority;
+pub mod guard;
 mod lifecycle;
 mod registration;
 mod resolver;
@@ -20,7 +22,10 @@ pub use lifecycle::{
     DIR_POLL, LoadError, RECHECK, Source, apply, load, load_dir, maintain, next_check,
     record_expiry,
 };
-pub use registration::{MUTATE_PODS_PATH, Registration, Target, VALIDATE_QUARKSJOBS_PATH};
+pub use registration::{
+    MUTATE_PODS_PATH, MUTATE_PODS_WEBHOOK, Registration, Target, VALIDATE_QUARKSJOBS_PATH,
+    VALIDATE_QUARKSJOBS_WEBHOOK,
+};
 pub use resolver::{HotSwapResolver, certified_key, server_config};
 pub use store::{
     Bundle, CA_CRT, CA_KEY, Plan, StoreError, TLS_CRT, TLS_KEY, ensure, execute, plan, secret_data,

@@ -17,6 +17,10 @@ use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME};
 pub const MUTATE_PODS_PATH: &str = "/mutate-pods";
 /// Path of the QuarksJob validation endpoint.
 pub const VALIDATE_QUARKSJOBS_PATH: &str = "/validate-quarksjobs";
+/// Name of the pod webhook in the `MutatingWebhookConfiguration`.
+pub const MUTATE_PODS_WEBHOOK: &str = "mutate-pods.quarks.cloudfoundry.org";
+/// Name of the QuarksJob webhook in the `ValidatingWebhookConfiguration`.
+pub const VALIDATE_QUARKSJOBS_WEBHOOK: &str = "validate-quarksjobs.quarks.cloudfoundry.org";
 /// Field manager of the registrations.
 const FIELD_MANAGER: &str = "quarks-job-webhook";
 /// The apiserver waits at most this long for an answer.
@@ -123,7 +127,7 @@ impl Registration {
         MutatingWebhookConfiguration {
             metadata: self.metadata(),
             webhooks: Some(vec![MutatingWebhook {
-                name: "mutate-pods.quarks.cloudfoundry.org".into(),
+                name: MUTATE_PODS_WEBHOOK.into(),
                 admission_review_versions: vec!["v1".into()],
                 client_config: self.client_config(MUTATE_PODS_PATH, ca_bundle),
                 failure_policy: Some("Fail".into()),
@@ -159,7 +163,7 @@ impl Registration {
         ValidatingWebhookConfiguration {
             metadata: self.metadata(),
             webhooks: Some(vec![ValidatingWebhook {
-                name: "validate-quarksjobs.quarks.cloudfoundry.org".into(),
+                name: VALIDATE_QUARKSJOBS_WEBHOOK.into(),
                 admission_review_versions: vec!["v1".into()],
                 client_config: self.client_config(VALIDATE_QUARKSJOBS_PATH, ca_bundle),
                 failure_policy: Some("Ignore".into()),
