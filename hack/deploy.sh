@@ -75,6 +75,13 @@ patches:
 EOF
 }
 
+# The webhook configurations the operator registered itself (not part of the install); deleted
+# once no operator pod runs, or it would register them again.
+delete_registrations() {
+  kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration \
+    "quarks-job-$MONITORED_ID" --ignore-not-found
+}
+
 case "$DEPLOY/$cmd" in
 kustomize/render)
   write_overlay
@@ -87,7 +94,9 @@ kustomize/apply)
   ;;
 kustomize/delete)
   write_overlay
+  # kubectl delete waits until the objects are gone, the operator's namespace and pods included
   kubectl delete -k "$OVERLAY_DIR" --ignore-not-found
+  delete_registrations
   ;;
 helm/apply)
   helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
@@ -101,7 +110,8 @@ helm/apply)
   ;;
 helm/delete)
   helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
-  helm uninstall quarks-job --namespace "$NAMESPACE"
+  helm uninstall quarks-job --namespace "$NAMESPACE" --wait
+  delete_registrations
   ;;
 *)
   echo "usage: DEPLOY=kustomize|helm hack/deploy.sh render|apply|delete (render: kustomize only)" >&2
