@@ -191,7 +191,7 @@ fn notable_values_reach_the_operator() {
     assert_eq!(env("MONITORED_ID").as_deref(), Some("blue"));
     assert_eq!(env("DOCKER_IMAGE_TAG").as_deref(), Some("1.2.3"));
     // a certificate of one's own: mounted and served, no self-managed Secret (nor a Role rule
-    // for it: the Role keeps only the leader election Lease)
+    // for it: the Role keeps the leader election Lease and the webhook probe's dry-run pod)
     assert_eq!(env("WEBHOOK_CERT_SECRET"), None);
     let dir = env("WEBHOOK_CERT_DIR").expect("WEBHOOK_CERT_DIR");
     assert_eq!(c["volumeMounts"][0]["mountPath"], dir.as_str());
@@ -204,7 +204,7 @@ fn notable_values_reach_the_operator() {
         .iter()
         .flat_map(|r| r["resources"].as_array().unwrap())
         .collect();
-    assert_eq!(resources, [&json!("leases")], "{role}");
+    assert_eq!(resources, [&json!("leases"), &json!("pods")], "{role}");
     // an existing account: none created, the pod runs as it
     assert_eq!(pod["serviceAccountName"], "my-operator");
     assert!(

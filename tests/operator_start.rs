@@ -86,6 +86,13 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
     let mut op = Running::start(cmd);
     op.wait_for_log("Waiting for Quarks job resources", WAIT);
     let log = op.stderr();
+    // registered through the Service `quarks-job-webhook`, which does not exist here: the
+    // apiserver cannot call the webhook, and the operator says what to check before it goes on
+    assert!(
+        log.contains("The apiserver did not call the webhook within 30s")
+            && log.contains("check that the webhook Service has ready endpoints"),
+        "{log}"
+    );
     let crd = crds
         .get(CRD_NAME)
         .await

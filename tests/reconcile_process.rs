@@ -170,10 +170,11 @@ fn assert_json_log(w: &World, log: &str) {
         .filter(|l| l["reason"] == "JobFailed" && l["object"] == format!("{}/failing", w.ns))
         .count();
     assert_eq!(failed, 1, "{log}");
-    // Jobs are only created once the webhook serves, so their pods are always mutated
+    // Jobs are only created once the apiserver calls the webhook, so their pods are mutated
     assert!(
-        position("Registered webhook configurations")
-            < position("Webhook is serving; starting the reconciler"),
+        position("Registered webhook configurations") < position("The apiserver calls the webhook")
+            && position("The apiserver calls the webhook")
+                < position("Webhook is serving; starting the reconciler"),
         "{log}"
     );
 }

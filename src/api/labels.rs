@@ -30,6 +30,11 @@ pub const DELETE_POD: &str = "pod";
 /// Container environment variable copied into [`LABEL_REMOTE_ID`].
 pub const ENV_REMOTE_ID: &str = "REMOTE_ID";
 
+/// Label of the operator's dry-run probe pod; the probe webhook matches it (value: monitored id).
+pub const LABEL_WEBHOOK_PROBE: &str = "quarks.cloudfoundry.org/webhook-probe";
+/// Annotation the probe webhook adds: the apiserver called the operator's webhook.
+pub const ANNOTATION_WEBHOOK_PROBE: &str = "quarks.cloudfoundry.org/webhook-probe-answered";
+
 #[cfg(test)]
 mod tests {
     use super::*;

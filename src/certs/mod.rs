@@ -23,8 +23,8 @@ pub use lifecycle::{
     record_expiry,
 };
 pub use registration::{
-    MUTATE_PODS_PATH, MUTATE_PODS_WEBHOOK, Registration, Target, VALIDATE_QUARKSJOBS_PATH,
-    VALIDATE_QUARKSJOBS_WEBHOOK,
+    MUTATE_PODS_PATH, MUTATE_PODS_WEBHOOK, PROBE_PATH, PROBE_WEBHOOK, Registration, Target,
+    VALIDATE_QUARKSJOBS_PATH, VALIDATE_QUARKSJOBS_WEBHOOK,
 };
 pub use resolver::{HotSwapResolver, certified_key, server_config};
 pub use store::{

@@ -11,20 +11,26 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
-use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME};
+use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_WEBHOOK_PROBE};
 
 /// Path of the pod mutation endpoint.
 pub const MUTATE_PODS_PATH: &str = "/mutate-pods";
+/// Path of the probe endpoint (the operator's own dry-run pod, see `webhook::probe`).
+pub const PROBE_PATH: &str = "/probe";
 /// Path of the QuarksJob validation endpoint.
 pub const VALIDATE_QUARKSJOBS_PATH: &str = "/validate-quarksjobs";
 /// Name of the pod webhook in the `MutatingWebhookConfiguration`.
 pub const MUTATE_PODS_WEBHOOK: &str = "mutate-pods.quarks.cloudfoundry.org";
+/// Name of the probe webhook in the `MutatingWebhookConfiguration`.
+pub const PROBE_WEBHOOK: &str = "probe.quarks.cloudfoundry.org";
 /// Name of the QuarksJob webhook in the `ValidatingWebhookConfiguration`.
 pub const VALIDATE_QUARKSJOBS_WEBHOOK: &str = "validate-quarksjobs.quarks.cloudfoundry.org";
 /// Field manager of the registrations.
 const FIELD_MANAGER: &str = "quarks-job-webhook";
 /// The apiserver waits at most this long for an answer.
 const TIMEOUT_SECONDS: i32 = 10;
+/// ... and for an answer to the probe.
+const PROBE_TIMEOUT_SECONDS: i32 = 5;
 
 /// How the apiserver reaches the webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,33 +132,66 @@ impl Registration {
     pub fn mutating(&self, ca_bundle: &[u8]) -> MutatingWebhookConfiguration {
         MutatingWebhookConfiguration {
             metadata: self.metadata(),
-            webhooks: Some(vec![MutatingWebhook {
-                name: MUTATE_PODS_WEBHOOK.into(),
-                admission_review_versions: vec!["v1".into()],
-                client_config: self.client_config(MUTATE_PODS_PATH, ca_bundle),
-                failure_policy: Some("Fail".into()),
-                match_policy: Some("Equivalent".into()),
-                namespace_selector: Some(self.namespace_selector()),
-                object_selector: Some(LabelSelector {
-                    match_expressions: Some(vec![LabelSelectorRequirement {
-                        key: LABEL_QJOB_NAME.into(),
-                        operator: "Exists".into(),
-                        values: None,
+            webhooks: Some(vec![
+                MutatingWebhook {
+                    name: MUTATE_PODS_WEBHOOK.into(),
+                    admission_review_versions: vec!["v1".into()],
+                    client_config: self.client_config(MUTATE_PODS_PATH, ca_bundle),
+                    failure_policy: Some("Fail".into()),
+                    match_policy: Some("Equivalent".into()),
+                    namespace_selector: Some(self.namespace_selector()),
+                    object_selector: Some(LabelSelector {
+                        match_expressions: Some(vec![LabelSelectorRequirement {
+                            key: LABEL_QJOB_NAME.into(),
+                            operator: "Exists".into(),
+                            values: None,
+                        }]),
+                        match_labels: None,
+                    }),
+                    reinvocation_policy: Some("IfNeeded".into()),
+                    rules: Some(vec![RuleWithOperations {
+                        api_groups: Some(vec!["".into()]),
+                        api_versions: Some(vec!["v1".into()]),
+                        operations: Some(vec!["CREATE".into()]),
+                        resources: Some(vec!["pods".into()]),
+                        scope: Some("Namespaced".into()),
                     }]),
-                    match_labels: None,
-                }),
-                reinvocation_policy: Some("IfNeeded".into()),
-                rules: Some(vec![RuleWithOperations {
-                    api_groups: Some(vec!["".into()]),
-                    api_versions: Some(vec!["v1".into()]),
-                    operations: Some(vec!["CREATE".into()]),
-                    resources: Some(vec!["pods".into()]),
-                    scope: Some("Namespaced".into()),
-                }]),
-                side_effects: "None".into(),
-                timeout_seconds: Some(TIMEOUT_SECONDS),
-                ..Default::default()
+                    side_effects: "None".into(),
+                    timeout_seconds: Some(TIMEOUT_SECONDS),
+                    ..Default::default()
+                },
+                self.probe(ca_bundle),
+            ]),
+        }
+    }
+
+    /// The probe: only the operator's own dry-run pod labelled
+    /// `quarks.cloudfoundry.org/webhook-probe=<monitored-id>`, in any namespace; `Ignore`, so an
+    /// unanswered probe just comes back unannotated. Being in the same configuration as the pod
+    /// webhook, an answered probe shows the apiserver uses this configuration and reaches us.
+    fn probe(&self, ca_bundle: &[u8]) -> MutatingWebhook {
+        MutatingWebhook {
+            name: PROBE_WEBHOOK.into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: self.client_config(PROBE_PATH, ca_bundle),
+            failure_policy: Some("Ignore".into()),
+            match_policy: Some("Equivalent".into()),
+            object_selector: Some(LabelSelector {
+                match_labels: Some(
+                    [(LABEL_WEBHOOK_PROBE.to_string(), self.monitored_id.clone())].into(),
+                ),
+                match_expressions: None,
+            }),
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec!["".into()]),
+                api_versions: Some(vec!["v1".into()]),
+                operations: Some(vec!["CREATE".into()]),
+                resources: Some(vec!["pods".into()]),
+                scope: Some("Namespaced".into()),
             }]),
+            side_effects: "None".into(),
+            timeout_seconds: Some(PROBE_TIMEOUT_SECONDS),
+            ..Default::default()
         }
     }
 
@@ -260,6 +299,31 @@ mod tests {
             ("qjob-webhook", Some(MUTATE_PODS_PATH), Some(443))
         );
         assert_eq!(hook.client_config.ca_bundle.as_ref().unwrap().0, b"CA");
+    }
+
+    #[test]
+    fn the_probe_matches_only_the_operators_probe_pod_and_never_blocks() {
+        let r = registration(Target::Url {
+            host: "127.0.0.1".into(),
+            port: 2999,
+        });
+        let config = r.mutating(b"CA");
+        let hooks = config.webhooks.as_ref().unwrap();
+        assert_eq!(hooks.len(), 2);
+        let probe = &hooks[1];
+        assert_eq!(probe.name, PROBE_WEBHOOK);
+        assert_eq!(probe.failure_policy.as_deref(), Some("Ignore"));
+        assert_eq!(probe.side_effects, "None");
+        assert!(probe.namespace_selector.is_none());
+        let selector = probe.object_selector.as_ref().unwrap();
+        assert_eq!(
+            selector.match_labels.as_ref().unwrap()[LABEL_WEBHOOK_PROBE],
+            "staging"
+        );
+        assert_eq!(
+            probe.client_config.url.as_deref(),
+            Some("https://127.0.0.1:2999/probe")
+        );
     }
 
     #[test]

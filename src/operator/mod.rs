@@ -8,6 +8,7 @@ mod crd;
 
 use std::time::Duration;
 
+use futures::FutureExt;
 use kube::Client;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use tracing::info;
@@ -19,6 +20,9 @@ use crate::health::Readiness;
 use crate::{Error, Result, VERSION};
 
 pub use crd::{FIELD_MANAGER, apply_crd};
+
+/// How long the reconciler waits for the apiserver to call the webhook before it starts anyway.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long to wait for the CRD to become Established.
 pub const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
@@ -107,6 +111,7 @@ pub async fn run(
             crate::leader::Settings::from_args(args, webhook, leader),
         )
     });
+    let operator_namespace = webhook.operator_namespace.clone();
     let webhook_settings = crate::webhook::Settings {
         metrics: metrics.clone(),
         ..crate::webhook::Settings::from_args(args, webhook)
@@ -118,13 +123,34 @@ pub async fn run(
         readiness.clone(),
         stopping.clone(),
     ));
+    // Ready, and the apiserver calls the webhook (or it did not within PROBE_TIMEOUT): only
+    // then may Jobs be created.
+    let webhook_called = {
+        let (client, readiness) = (client.clone(), readiness.clone());
+        let (namespace, id, image) = (
+            operator_namespace,
+            args.monitored_id.clone(),
+            args.operator_image(),
+        );
+        async move {
+            readiness.wait_ready().await;
+            crate::webhook::probe::wait_until_called(
+                &client,
+                &namespace,
+                &id,
+                &image,
+                PROBE_TIMEOUT,
+            )
+            .await;
+        }
+    };
     let reconciler = reconcile_when_leading(
         client,
         crate::reconcile::Config {
             metrics,
             ..crate::reconcile::Config::from(args)
         },
-        readiness,
+        webhook_called.boxed().shared(),
         elector,
         stopping.clone(),
     );
@@ -158,7 +184,7 @@ pub async fn run(
 async fn reconcile_when_leading(
     client: Client,
     config: crate::reconcile::Config,
-    readiness: Readiness,
+    webhook_called: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
     elector: Option<crate::leader::Elector>,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -173,9 +199,9 @@ async fn reconcile_when_leading(
     };
     loop {
         let start = {
-            let (readiness, mut leading) = (readiness.clone(), leading.clone());
+            let (webhook_called, mut leading) = (webhook_called.clone(), leading.clone());
             async move {
-                readiness.wait_ready().await;
+                webhook_called.await;
                 if leading.wait_for(|leads| *leads).await.is_err() {
                     tracing::error!(
                         "The leader election ended unexpectedly: this replica does not reconcile"

@@ -21,7 +21,7 @@ use super::caches::Caches;
 use super::mutate::{Context, mutate};
 use super::validate::validate;
 use crate::api::labels::LABEL_QJOB_NAME;
-use crate::certs::{MUTATE_PODS_PATH, VALIDATE_QUARKSJOBS_PATH};
+use crate::certs::{MUTATE_PODS_PATH, PROBE_PATH, VALIDATE_QUARKSJOBS_PATH};
 use crate::metrics::{AdmissionLabels, AdmissionMetrics};
 
 /// What the pod mutation needs from the operator's settings.
@@ -46,14 +46,18 @@ struct AppState {
 pub const MUTATE_PODS: &str = "mutate-pods";
 /// The `webhook` label of the QuarksJob validation.
 pub const VALIDATE_QUARKSJOBS: &str = "validate-quarksjobs";
+/// The `webhook` label of the probe.
+pub const PROBE: &str = "probe";
 
 /// The router of the admission endpoints; every answer is counted in `metrics`.
 pub fn router(caches: Caches, settings: PodSettings, metrics: AdmissionMetrics) -> axum::Router {
     // the operations the webhooks are registered for (`certs::Registration`)
     metrics.init(MUTATE_PODS, &["CREATE"]);
     metrics.init(VALIDATE_QUARKSJOBS, &["CREATE", "UPDATE"]);
+    metrics.init(PROBE, &["CREATE"]);
     axum::Router::new()
         .route(MUTATE_PODS_PATH, post(mutate_pods))
+        .route(PROBE_PATH, post(probe))
         .route(VALIDATE_QUARKSJOBS_PATH, post(validate_quarksjobs))
         .with_state(AppState {
             caches,
@@ -188,6 +192,10 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
             resp.deny(reason)
         }
     }
+}
+
+async fn probe(State(state): State<AppState>, body: Bytes) -> Response {
+    admit(&state.metrics, PROBE, &body, super::probe::answer)
 }
 
 async fn validate_quarksjobs(State(state): State<AppState>, body: Bytes) -> Response {
