@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhook, MutatingWebhookConfiguration, ValidatingWebhook,
+    ValidatingWebhookConfiguration,
 };
 use kube::Client;
 use kube::api::Api;
@@ -83,30 +84,43 @@ pub fn changes(client: Client, name: &str) -> impl Stream<Item = Seen> + Send + 
         Api::<MutatingWebhookConfiguration>::all(client.clone()),
         config.clone(),
         MUTATING,
-        |c| {
-            c.webhooks
-                .unwrap_or_default()
-                .into_iter()
-                .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0)))
-                .collect()
-        },
+        |c| summaries(c.webhooks),
     );
     let validating = watch(
         Api::<ValidatingWebhookConfiguration>::all(client),
         config,
         VALIDATING,
-        |c| {
-            c.webhooks
-                .unwrap_or_default()
-                .into_iter()
-                .map(|w| (w.name, w.client_config.ca_bundle.map(|b| b.0)))
-                .collect()
-        },
+        |c| summaries(c.webhooks),
     );
     futures::stream::select(mutating, validating)
 }
 
 type Webhooks = Vec<(String, Option<Vec<u8>>)>;
+
+/// A webhook of either configuration: its name and `caBundle`.
+trait Webhook {
+    fn summary(self) -> (String, Option<Vec<u8>>);
+}
+
+impl Webhook for MutatingWebhook {
+    fn summary(self) -> (String, Option<Vec<u8>>) {
+        (self.name, self.client_config.ca_bundle.map(|b| b.0))
+    }
+}
+
+impl Webhook for ValidatingWebhook {
+    fn summary(self) -> (String, Option<Vec<u8>>) {
+        (self.name, self.client_config.ca_bundle.map(|b| b.0))
+    }
+}
+
+fn summaries<W: Webhook>(webhooks: Option<Vec<W>>) -> Webhooks {
+    webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .map(Webhook::summary)
+        .collect()
+}
 
 fn watch<K>(
     api: Api<K>,

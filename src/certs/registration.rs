@@ -149,13 +149,7 @@ impl Registration {
                         match_labels: None,
                     }),
                     reinvocation_policy: Some("IfNeeded".into()),
-                    rules: Some(vec![RuleWithOperations {
-                        api_groups: Some(vec!["".into()]),
-                        api_versions: Some(vec!["v1".into()]),
-                        operations: Some(vec!["CREATE".into()]),
-                        resources: Some(vec!["pods".into()]),
-                        scope: Some("Namespaced".into()),
-                    }]),
+                    rules: Some(vec![pod_creation()]),
                     side_effects: "None".into(),
                     timeout_seconds: Some(TIMEOUT_SECONDS),
                     ..Default::default()
@@ -182,13 +176,7 @@ impl Registration {
                 ),
                 match_expressions: None,
             }),
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec!["".into()]),
-                api_versions: Some(vec!["v1".into()]),
-                operations: Some(vec!["CREATE".into()]),
-                resources: Some(vec!["pods".into()]),
-                scope: Some("Namespaced".into()),
-            }]),
+            rules: Some(vec![pod_creation()]),
             side_effects: "None".into(),
             timeout_seconds: Some(PROBE_TIMEOUT_SECONDS),
             ..Default::default()
@@ -236,6 +224,17 @@ impl Registration {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// The rule of both pod webhooks: pod creation.
+fn pod_creation() -> RuleWithOperations {
+    RuleWithOperations {
+        api_groups: Some(vec!["".into()]),
+        api_versions: Some(vec!["v1".into()]),
+        operations: Some(vec!["CREATE".into()]),
+        resources: Some(vec!["pods".into()]),
+        scope: Some("Namespaced".into()),
     }
 }
 
