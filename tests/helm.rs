@@ -31,6 +31,8 @@ const NOTABLE: &[&str] = &[
     "global.monitoredID=blue,global.image.pullPolicy=Always,image.tag=1.2.3",
     "--set",
     "nodeSelector.disk=ssd,podLabels.team=a,imagePullSecrets[0].name=other",
+    "--set",
+    "jobImagePullSecrets={regcred,mirror}",
 ];
 
 #[test]
@@ -190,6 +192,10 @@ fn notable_values_reach_the_operator() {
     assert_eq!(env("VERSIONED_SECRET_HISTORY").as_deref(), Some("3"));
     assert_eq!(env("MONITORED_ID").as_deref(), Some("blue"));
     assert_eq!(env("DOCKER_IMAGE_TAG").as_deref(), Some("1.2.3"));
+    assert_eq!(
+        env("DOCKER_IMAGE_PULL_SECRETS").as_deref(),
+        Some("regcred,mirror")
+    );
     // a certificate of one's own: mounted and served, no self-managed Secret (nor a Role rule
     // for it: the Role keeps the leader election Lease and the webhook probe's dry-run pod)
     assert_eq!(env("WEBHOOK_CERT_SECRET"), None);

@@ -78,6 +78,7 @@ async fn world(prefix: &str) -> World {
             image: "cfcontainerization/quarks-job:test".into(),
             pull_policy: "IfNotPresent".into(),
             versioned_secret_history: 0,
+            pull_secrets: vec!["registry-creds".into()],
         },
         metrics: Default::default(),
     };
@@ -225,6 +226,14 @@ async fn job_pods_are_stored_mutated_and_pick_up_new_versions() {
         persist.args.as_deref(),
         Some(&["persist-output".to_string()][..])
     );
+    // with the operator image's pull secret (upstream §15.19)
+    let pull: Vec<&str> = spec
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(pull, ["registry-creds"]);
     let token_mount = persist
         .volume_mounts
         .iter()

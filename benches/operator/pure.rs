@@ -66,6 +66,7 @@ pub fn rows() -> Vec<Row> {
         image: "cfcontainerization/quarks-job:0.1.0",
         pull_policy: "IfNotPresent",
         versioned_secret_history: 0,
+        pull_secrets: &[],
         versioned_secrets: &versions,
     };
     let patch = mutate(&pod, &ctx).expect("mutate");

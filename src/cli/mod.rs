@@ -12,6 +12,7 @@ pub const ENV_VARS: &[&str] = &[
     "CTX_TIMEOUT",
     "DOCKER_IMAGE_ORG",
     "DOCKER_IMAGE_PULL_POLICY",
+    "DOCKER_IMAGE_PULL_SECRETS",
     "DOCKER_IMAGE_REPOSITORY",
     "DOCKER_IMAGE_TAG",
     "KUBECONFIG",
@@ -168,6 +169,15 @@ pub struct OperatorArgs {
         default_value = "cfcontainerization"
     )]
     pub docker_image_org: String,
+
+    /// (DOCKER_IMAGE_PULL_SECRETS) Comma-separated Secrets, in each job's namespace, to pull the operator image with; added to job pods that get the output-persist container
+    #[arg(
+        long,
+        env = "DOCKER_IMAGE_PULL_SECRETS",
+        hide_env = true,
+        value_delimiter = ','
+    )]
+    pub docker_image_pull_secrets: Vec<String>,
 
     /// (DOCKER_IMAGE_PULL_POLICY) Image pull policy
     #[arg(long, env = "DOCKER_IMAGE_PULL_POLICY", hide_env = true, value_enum, default_value_t = PullPolicy::IfNotPresent)]

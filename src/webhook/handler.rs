@@ -33,6 +33,8 @@ pub struct PodSettings {
     pub pull_policy: String,
     /// `--versioned-secret-history`.
     pub versioned_secret_history: u32,
+    /// `--docker-image-pull-secrets`.
+    pub pull_secrets: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -167,6 +169,7 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
         pull_policy: &state.settings.pull_policy,
         versioned_secret_history: state.settings.versioned_secret_history,
         versioned_secrets: &snapshot.versioned_secrets,
+        pull_secrets: &state.settings.pull_secrets,
     };
     let pod_name = pod
         .metadata

@@ -12,6 +12,7 @@ fn app(metrics: AdmissionMetrics) -> axum::Router {
             image: "img".into(),
             pull_policy: "Always".into(),
             versioned_secret_history: 0,
+            pull_secrets: Vec::new(),
         },
         metrics,
     )

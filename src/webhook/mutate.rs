@@ -55,6 +55,9 @@ pub struct Context<'a> {
     pub pull_policy: &'a str,
     /// `--versioned-secret-history`, passed on to persist-output (0 keeps all).
     pub versioned_secret_history: u32,
+    /// `--docker-image-pull-secrets`: pull secrets (in the pod's namespace) for the operator
+    /// image, added to the pod with the output-persist container.
+    pub pull_secrets: &'a [String],
     /// Metadata of the namespace's versioned secrets.
     pub versioned_secrets: &'a [ObjectMeta],
 }
@@ -186,6 +189,7 @@ fn add_output_container(
             ..Default::default()
         });
     }
+    add_pull_secrets(spec, ctx.pull_secrets);
     spec.containers.push(Container {
         name: OUTPUT_PERSIST_CONTAINER.into(),
         image: Some(ctx.image.into()),
@@ -196,6 +200,20 @@ fn add_output_container(
         ..Default::default()
     });
     Ok(())
+}
+
+/// The operator image's pull secrets, each once (upstream §15.19: the output container's image
+/// had to be pullable with the pod's own service account).
+fn add_pull_secrets(spec: &mut k8s_openapi::api::core::v1::PodSpec, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let secrets = spec.image_pull_secrets.get_or_insert_with(Vec::new);
+    for name in names {
+        if !secrets.iter().any(|s| &s.name == name) {
+            secrets.push(k8s_openapi::api::core::v1::LocalObjectReference { name: name.clone() });
+        }
+    }
 }
 
 #[cfg(test)]

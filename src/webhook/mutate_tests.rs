@@ -47,6 +47,7 @@ fn ctx<'a>(qjob: Option<&'a QuarksJob>, versions: &'a [ObjectMeta]) -> Context<'
         pull_policy: "IfNotPresent",
         versioned_secret_history: 0,
         versioned_secrets: versions,
+        pull_secrets: &[],
     }
 }
 
@@ -329,4 +330,42 @@ fn names_are_dns_labels() {
     assert_eq!(output_volume_name("Json_Out"), "output-json-out");
     assert!(output_volume_name(&"x".repeat(80)).len() <= 63);
     assert_eq!(token_secret_name("persist"), "persist-qjob-token");
+}
+
+#[test]
+fn the_operator_images_pull_secrets_come_with_the_output_container() {
+    let q = qjob(true);
+    let secrets = ["registry-a".to_string(), "registry-b".to_string()];
+    let with_secrets = Context {
+        pull_secrets: &secrets,
+        ..ctx(Some(&q), &[])
+    };
+    let before = pod(json!({
+        "imagePullSecrets": [{"name": "registry-a"}],
+        "containers": [{"name": "c1", "image": "busybox"}]
+    }));
+    let after = apply(&before, &with_secrets);
+    let names: Vec<String> = after
+        .spec
+        .as_ref()
+        .unwrap()
+        .image_pull_secrets
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names, ["registry-a", "registry-b"]);
+    // reinvoked: nothing added twice
+    assert_eq!(apply(&after, &with_secrets), after);
+    // without output there is no output container, so no pull secret either
+    let plain = qjob(false);
+    let ctx = Context {
+        pull_secrets: &secrets,
+        ..ctx(Some(&plain), &[])
+    };
+    let after = apply(
+        &pod(json!({"containers": [{"name": "c1", "image": "busybox"}]})),
+        &ctx,
+    );
+    assert!(after.spec.unwrap().image_pull_secrets.is_none());
 }

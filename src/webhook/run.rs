@@ -85,6 +85,7 @@ impl Settings {
                 image: op.operator_image(),
                 pull_policy: op.docker_image_pull_policy.as_str().to_string(),
                 versioned_secret_history: wh.versioned_secret_history,
+                pull_secrets: op.docker_image_pull_secrets.clone(),
             },
             metrics: Metrics::default(),
         }
