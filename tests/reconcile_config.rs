@@ -2,86 +2,21 @@
 //! references, config-change re-runs (data, versioned secrets, the set of references), changes
 //! made while the operator was stopped, and the meltdown coalescing bursts.
 
+#[path = "reconcile_config/objects.rs"]
+mod objects;
 mod reconcile_helpers;
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
+use objects::{auto_updating, config_map, finish_last, refs, secret, update_config_map, versioned};
 use quarks_job::api::Strategy;
-use quarks_job::api::labels::{LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED};
 use quarks_job::reconcile::status::REFERENCES_FOUND;
 use reconcile_helpers::{World, condition, created_run, is_true, qjob};
-use serde_json::{Value, json};
-
-async fn config_map(w: &World, name: &str, value: &str) {
-    let cm: ConfigMap =
-        serde_json::from_value(json!({"metadata": {"name": name}, "data": {"key": value}}))
-            .unwrap();
-    Api::<ConfigMap>::namespaced(w.client.clone(), &w.ns)
-        .create(&PostParams::default(), &cm)
-        .await
-        .unwrap();
-}
-
-async fn update_config_map(w: &World, name: &str, patch: Value) {
-    Api::<ConfigMap>::namespaced(w.client.clone(), &w.ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-}
-
-async fn secret(w: &World, name: &str, value: &str, labels: &[(&str, &str)]) {
-    let labels: BTreeMap<_, _> = labels.iter().copied().collect();
-    let s: Secret = serde_json::from_value(
-        json!({"metadata": {"name": name, "labels": labels}, "stringData": {"key": value}}),
-    )
-    .unwrap();
-    Api::<Secret>::namespaced(w.client.clone(), &w.ns)
-        .create(&PostParams::default(), &s)
-        .await
-        .unwrap();
-}
-
-async fn versioned(w: &World, prefix: &str, version: u32, value: &str) {
-    let v = version.to_string();
-    secret(
-        w,
-        &format!("{prefix}-v{version}"),
-        value,
-        &[
-            (LABEL_SECRET_KIND, SECRET_KIND_VERSIONED),
-            (LABEL_SECRET_VERSION, &v),
-        ],
-    )
-    .await;
-}
-
-/// Pod spec referencing ConfigMap `cm` (volume) and Secret `secret` (env).
-fn refs(cm: &str, secret: &str) -> Value {
-    json!({
-        "volumes": [{"name": "config", "configMap": {"name": cm}}],
-        "containers": [{"name": "busybox", "image": "busybox", "command": ["sleep", "1"],
-            "env": [{"name": "S", "valueFrom": {"secretKeyRef": {"name": secret, "key": "key"}}}]}]
-    })
-}
-
-fn auto_updating(name: &str, pod: Value) -> Value {
-    let mut q = qjob(name, "once", pod);
-    q["spec"]["updateOnConfigChange"] = json!(true);
-    q
-}
-
-/// Finish the Job of the last run and wait until it is cleaned up.
-async fn finish_last(w: &World, name: &str) {
-    let q = w.get(name).await;
-    let job = q.status.unwrap().last_job_name.unwrap();
-    w.finish_job(&job, 0).await;
-    w.wait_job_gone(&job).await;
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn references_created_after_the_quarks_job_start_it() {
