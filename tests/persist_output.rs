@@ -3,6 +3,8 @@
 //! terminated through `pods/status`) and runs the real binary as a process, authenticated as a
 //! ServiceAccount bound only to the shipped ClusterRole `qjob-persist-output`.
 
+#[path = "persist_output/failures.rs"]
+mod failures;
 mod support;
 #[path = "persist_output/versions.rs"]
 mod versions;
@@ -17,7 +19,7 @@ use quarks_job::api::QuarksJob;
 use serde_json::json;
 use support::kubelet::State;
 use support::{delete_namespace, eventually};
-use world::{HELLO, WAIT, data, failed, map, ok, world};
+use world::{HELLO, WAIT, data, map, ok, world};
 
 #[tokio::test]
 async fn one_output_becomes_a_secret_with_upstream_labels_and_is_overwritten_later() {
@@ -301,108 +303,5 @@ async fn does_persist_output_written_while_it_waits() {
             .unwrap_or_else(|| panic!("{name} written"));
         assert_eq!(data(&s)["fake"], "value", "{name}");
     }
-    delete_namespace(&w.client, &w.ns).await;
-}
-
-#[tokio::test]
-async fn a_container_that_dies_without_writing_fails_the_run_instead_of_hanging() {
-    let w = world("po-nofile").await;
-    w.qjob(
-        "foo",
-        Some(json!({"outputMap": {"busybox": {"output.json": {"name": "foo-busybox"}}}})),
-    )
-    .await;
-    w.pod("p", "foo", &[("busybox", json!([]))]).await;
-    w.finish("p", &[("busybox", State::Running)]).await;
-    let dir = w.out_dir("p");
-    let child = w.command("p", &dir, &[]).spawn().unwrap();
-    let output = tokio::spawn(child.wait_with_output());
-    w.finish("p", &[("busybox", State::Terminated(0))]).await;
-
-    let out = tokio::time::timeout(WAIT, output)
-        .await
-        .expect("no hang")
-        .unwrap()
-        .unwrap();
-    let stderr = failed(&out);
-    let file = dir.join("busybox/output.json");
-    assert!(
-        stderr.contains(&format!(
-            "container 'busybox' of pod '{}/p' terminated (exit code 0) without writing '{}'",
-            w.ns,
-            file.display()
-        )),
-        "{stderr}"
-    );
-    assert!(w.output_secrets().await.is_empty());
-    delete_namespace(&w.client, &w.ns).await;
-}
-
-#[tokio::test]
-async fn the_timeout_bounds_the_wait() {
-    let w = world("po-timeout").await;
-    w.qjob(
-        "foo",
-        Some(json!({"outputMap": {"busybox": {"output.json": {"name": "foo-busybox"}}}})),
-    )
-    .await;
-    w.pod("p", "foo", &[("busybox", json!([]))]).await;
-    let dir = w.out_dir("p");
-    // the container never ends
-    let stderr = failed(&w.run("p", &dir, &["--timeout", "2"]).await);
-    assert!(
-        stderr.contains(&format!(
-            "timed out after 2s waiting for the output of pod '{}/p'",
-            w.ns
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("container 'busybox' has not terminated"),
-        "{stderr}"
-    );
-    delete_namespace(&w.client, &w.ns).await;
-}
-
-#[tokio::test]
-async fn one_bad_file_means_no_secret_is_written() {
-    let w = world("po-bad").await;
-    w.qjob("foo", Some(json!({"outputMap": {
-        "a": {"good.json": {"name": "good"}, "also-good.json": {"name": "also-good", "versioned": true}},
-        "b": {"bad.json": {"name": "bad"}},
-    }})))
-    .await;
-    w.pod("p", "foo", &[("a", json!([])), ("b", json!([]))])
-        .await;
-    let dir = w.out_dir("p");
-    w.write(&dir, "a", "good.json", HELLO);
-    w.write(&dir, "a", "also-good.json", HELLO);
-    w.write(&dir, "b", "bad.json", br#"{"nested": {"not": "flat"}}"#);
-    w.finish(
-        "p",
-        &[("a", State::Terminated(0)), ("b", State::Terminated(0))],
-    )
-    .await;
-
-    let stderr = failed(&w.run("p", &dir, &[]).await);
-    let file = dir.join("b/bad.json");
-    assert!(
-        stderr.contains(&format!(
-            "nothing written, invalid output in pod '{}/p'",
-            w.ns
-        )),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!(
-            "container 'b', file '{}' has an object as the value of key 'nested'; only string values are allowed",
-            file.display()
-        )),
-        "{stderr}"
-    );
-    assert!(
-        w.output_secrets().await.is_empty(),
-        "not even the good files were written"
-    );
     delete_namespace(&w.client, &w.ns).await;
 }
