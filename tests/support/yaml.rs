@@ -71,16 +71,29 @@ pub fn server_dry_run(kubeconfig: &Path, objects: &[Value]) {
         .map(|o| serde_yaml::to_string(o).unwrap())
         .collect();
     let file = temp_yaml(&text.join("\n---\n"));
-    let out = kubectl(
-        kubeconfig,
-        &[
-            "apply",
-            "--dry-run=server",
-            "-f",
-            file.path().to_str().unwrap(),
-        ],
-    )
-    .unwrap_or_else(|e| panic!("server-side dry run rejected: {e}"));
+    let args = [
+        "apply",
+        "--dry-run=server",
+        "-f",
+        file.path().to_str().unwrap(),
+    ];
+    // Other tests of the same binary may create one of these cluster-scoped objects (e.g. the
+    // ClusterRole) or change one (the CRD) between kubectl's lookup and its dry-run write:
+    // AlreadyExists or Conflict then only say the cluster changed underneath, and the next
+    // attempt applies over it.
+    let mut attempt = 0;
+    let out = loop {
+        attempt += 1;
+        match kubectl(kubeconfig, &args) {
+            Ok(out) => break out,
+            Err(e)
+                if attempt < 3 && (e.contains("(AlreadyExists)") || e.contains("(Conflict)")) =>
+            {
+                continue;
+            }
+            Err(e) => panic!("server-side dry run rejected: {e}"),
+        }
+    };
     let accepted = out
         .lines()
         .filter(|l| l.contains("(server dry run)"))
