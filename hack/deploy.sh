@@ -75,6 +75,9 @@ patches:
 EOF
 }
 
+# helm from $HELM, PATH or hack/helm.sh's cache (fetched once), resolved on first use.
+helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
+
 # The webhook configurations the operator registered itself (not part of the install); deleted
 # once no operator pod runs, or it would register them again.
 delete_registrations() {
@@ -99,7 +102,6 @@ kustomize/delete)
   delete_registrations
   ;;
 helm/apply)
-  helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
   [ -d "$CHART" ] || { echo "deploy: no chart in $CHART" >&2; exit 1; }
   # value names as in upstream's chart (image.org/repository/tag, global.image.pullPolicy,
   # global.monitoredID)
@@ -109,7 +111,6 @@ helm/apply)
     --set global.monitoredID="$MONITORED_ID" --wait --timeout 300s
   ;;
 helm/delete)
-  helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
   helm uninstall quarks-job --namespace "$NAMESPACE" --wait
   delete_registrations
   ;;

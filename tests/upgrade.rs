@@ -14,6 +14,7 @@ use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVI
 use quarks_job::api::{CRD_NAME, QuarksJob};
 use serde_json::json;
 use support::process::{Operator, Running};
+use support::yaml::apply;
 use support::{eventually, eventually_some, kubectl};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -84,13 +85,6 @@ fn qjob(ns: &str, name: &str, strategy: &str) -> serde_json::Value {
     })
 }
 
-fn apply_yaml(kubeconfig: &std::path::Path, text: &str) {
-    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
-    std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
-    kubectl(kubeconfig, &["apply", "-f", file.path().to_str().unwrap()])
-        .unwrap_or_else(|e| panic!("kubectl apply: {e}"));
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_takes_over_an_upstream_installation_in_place() {
     quarks_job::install_crypto_provider();
@@ -98,7 +92,7 @@ async fn the_operator_takes_over_an_upstream_installation_in_place() {
     let client = support::admin_client().await;
 
     // what upstream left behind: its v1beta1 CRD ...
-    apply_yaml(&kubeconfig, UPSTREAM_CRD);
+    apply(&kubeconfig, UPSTREAM_CRD);
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     eventually(WAIT, "the upstream CRD established", || async {
         crds.get(CRD_NAME).await.ok().is_some_and(|c| {
@@ -130,11 +124,11 @@ async fn the_operator_takes_over_an_upstream_installation_in_place() {
         .await
         .unwrap();
     // ... a QuarksJob that ran once under upstream (status as upstream wrote it), an errand ...
-    apply_yaml(
+    apply(
         &kubeconfig,
         &serde_json::to_string(&qjob(&ns, "ran-before", "done")).unwrap(),
     );
-    apply_yaml(
+    apply(
         &kubeconfig,
         &serde_json::to_string(&qjob(&ns, "errand", "manual")).unwrap(),
     );
@@ -215,7 +209,7 @@ async fn the_operator_takes_over_an_upstream_installation_in_place() {
     assert!(jobs.list(&of("errand")).await.unwrap().items.is_empty());
 
     // an errand runs as before; its pod gets the newest version upstream wrote
-    apply_yaml(
+    apply(
         &kubeconfig,
         &serde_json::to_string(&qjob(&ns, "errand", "now")).unwrap(),
     );

@@ -32,10 +32,7 @@ async fn client(kubeconfig: &Path) -> Client {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    crate::controlplane::free_port().expect("a free port")
 }
 
 /// `VmRSS` and `VmHWM` of a process, in bytes.
