@@ -3,6 +3,7 @@
 //! `resourceVersion` they were decided on, so a decision made on a stale read fails with a
 //! conflict and is made again.
 
+use futures::FutureExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -59,22 +60,29 @@ impl Target<'_> {
         if guarded {
             body["metadata"] = json!({"resourceVersion": self.resource_version()});
         }
-        let name = self.owner().name.to_string();
-        let action = format!("update status ({what})");
-        let res = self
-            .ctx
-            .call(
-                &self.object,
-                &action,
-                self.api()
-                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body)),
-            )
-            .await?;
-        self.absorb(res, &action).await
+        self.merge_patch(&format!("update status ({what})"), &body, true)
+            .await
     }
 
-    async fn absorb(&mut self, res: kube::Result<QuarksJob>, action: &str) -> Result<()> {
-        match res {
+    /// Set `spec.trigger.strategy` (guarded by the current `resourceVersion`).
+    async fn set_strategy(&mut self, to: Strategy) -> Result<()> {
+        let body = json!({"metadata": {"resourceVersion": self.resource_version()}, "spec": {"trigger": {"strategy": to}}});
+        self.merge_patch(&format!("set 'trigger.strategy={to}'"), &body, false)
+            .await
+    }
+
+    /// Merge-patch `body` into the QuarksJob (its status subresource if `status`) and keep the
+    /// answer's `resourceVersion`. A failure other than a conflict is also an `UpdateError`
+    /// event.
+    async fn merge_patch(&mut self, action: &str, body: &Value, status: bool) -> Result<()> {
+        let name = self.owner().name.to_string();
+        let (api, params, patch) = (self.api(), PatchParams::default(), Patch::Merge(body));
+        let request = if status {
+            api.patch_status(&name, &params, &patch).boxed()
+        } else {
+            api.patch(&name, &params, &patch).boxed()
+        };
+        match self.ctx.call(&self.object, action, request).await? {
             Ok(q) => {
                 self.qjob.metadata.resource_version = q.metadata.resource_version;
                 Ok(())
@@ -96,23 +104,6 @@ impl Target<'_> {
                 Err(err)
             }
         }
-    }
-
-    /// Set `spec.trigger.strategy` (guarded by the current `resourceVersion`).
-    async fn set_strategy(&mut self, to: Strategy) -> Result<()> {
-        let body = json!({"metadata": {"resourceVersion": self.resource_version()}, "spec": {"trigger": {"strategy": to}}});
-        let name = self.owner().name.to_string();
-        let action = format!("set 'trigger.strategy={to}'");
-        let res = self
-            .ctx
-            .call(
-                &self.object,
-                &action,
-                self.api()
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&body)),
-            )
-            .await?;
-        self.absorb(res, &action).await
     }
 
     /// Run `plan` for the Job `job_name`; `exists` if the Job is already there. `digest` is the
