@@ -47,47 +47,16 @@ pub async fn cleanup_succeeded(
     if deletes_pods(job) {
         for pod in &list.items {
             let pod_name = pod.name_any();
-            let note = format!(
-                "Deleting succeeded job's pod '{}/{pod_name}'",
-                owner.namespace
-            );
-            publish(
-                &ctx.recorder,
+            announced_delete(
+                ctx,
+                &object,
                 regarding,
-                false,
-                events::DELETING_JOBS_POD,
-                "DeletePod",
-                note,
+                (events::DELETING_JOBS_POD, "DeletePod"),
+                &format!("succeeded job's pod '{}/{pod_name}'", owner.namespace),
+                &format!("delete pod '{pod_name}'"),
+                pods.delete(&pod_name, &DeleteParams::background()),
             )
-            .await;
-            let action = format!("delete pod '{pod_name}'");
-            match ctx
-                .call(
-                    &object,
-                    &action,
-                    pods.delete(&pod_name, &DeleteParams::background()),
-                )
-                .await?
-            {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    let note = format!(
-                        "Cannot delete succeeded job's pod '{}/{pod_name}': {e}",
-                        owner.namespace
-                    );
-                    publish(
-                        &ctx.recorder,
-                        regarding,
-                        true,
-                        events::DELETE_ERROR,
-                        "DeletePod",
-                        note,
-                    )
-                    .await;
-                    return Err(kube_error(&object, &action, e));
-                }
-            }
+            .await?;
         }
     } else {
         let mut kept = Vec::new();
@@ -132,16 +101,6 @@ pub async fn cleanup_succeeded(
         }
     }
 
-    let note = format!("Deleting succeeded job '{}/{job_name}'", owner.namespace);
-    publish(
-        &ctx.recorder,
-        regarding,
-        false,
-        events::DELETING_JOB,
-        "DeleteJob",
-        note,
-    )
-    .await;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), owner.namespace);
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
@@ -150,28 +109,53 @@ pub async fn cleanup_succeeded(
         }),
         ..DeleteParams::background()
     };
-    let action = format!("delete Job '{job_name}'");
-    match ctx
-        .call(&object, &action, jobs.delete(&job_name, &dp))
-        .await?
-    {
+    announced_delete(
+        ctx,
+        &object,
+        regarding,
+        (events::DELETING_JOB, "DeleteJob"),
+        &format!("succeeded job '{}/{job_name}'", owner.namespace),
+        &format!("delete Job '{job_name}'"),
+        jobs.delete(&job_name, &dp),
+    )
+    .await
+}
+
+/// Announce the deletion of `what` with a Normal event (`reason`, `event_action`), run
+/// `request`, and return whether it deleted something (false: already gone). A failure is a
+/// Warning `DeleteError` event and the error.
+async fn announced_delete<T>(
+    ctx: &Context,
+    object: &str,
+    regarding: &ObjectReference,
+    (reason, event_action): (&str, &str),
+    what: &str,
+    action: &str,
+    request: impl Future<Output = kube::Result<T>>,
+) -> Result<bool> {
+    publish(
+        &ctx.recorder,
+        regarding,
+        false,
+        reason,
+        event_action,
+        format!("Deleting {what}"),
+    )
+    .await;
+    match ctx.call(object, action, request).await? {
         Ok(_) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
         Err(e) => {
-            let note = format!(
-                "Cannot delete succeeded job '{}/{job_name}': {e}",
-                owner.namespace
-            );
             publish(
                 &ctx.recorder,
                 regarding,
                 true,
                 events::DELETE_ERROR,
-                "DeleteJob",
-                note,
+                event_action,
+                format!("Cannot delete {what}: {e}"),
             )
             .await;
-            Err(kube_error(&object, &action, e))
+            Err(kube_error(object, action, e))
         }
     }
 }
