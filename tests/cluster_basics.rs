@@ -218,12 +218,7 @@ fn job(name: &str, backoff_limit: i32) -> Job {
 
 async fn job_pod(pods: &Api<Pod>, job: &str) -> Pod {
     eventually_some(WAIT, &format!("a pod of job {job}"), || async {
-        pods.list(&ListParams::default().labels(&format!("job-name={job}")))
-            .await
-            .ok()?
-            .items
-            .into_iter()
-            .next()
+        support::pods_of_job(pods, job).await.into_iter().next()
     })
     .await
 }

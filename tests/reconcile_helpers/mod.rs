@@ -228,11 +228,8 @@ impl World {
     /// The only pod of the Job `job`.
     pub async fn pod_of(&self, job: &str) -> Pod {
         eventually_some(WAIT, &format!("a pod of job {job}"), || async {
-            self.pods()
-                .list(&ListParams::default().labels(&format!("job-name={job}")))
+            support::pods_of_job(&self.pods(), job)
                 .await
-                .ok()?
-                .items
                 .into_iter()
                 .next()
         })
@@ -337,13 +334,11 @@ pub fn init_logging() {
 /// A pod of the Job `job` other than `not`.
 pub async fn eventually_pod_other_than(w: &World, job: &str, not: &str) -> String {
     eventually_some(WAIT, &format!("another pod of job {job}"), || async {
-        let pods = w
-            .pods()
-            .list(&ListParams::default().labels(&format!("job-name={job}")))
+        support::pods_of_job(&w.pods(), job)
             .await
-            .ok()?
-            .items;
-        pods.into_iter().map(|p| p.name_any()).find(|n| n != not)
+            .into_iter()
+            .map(|p| p.name_any())
+            .find(|n| n != not)
     })
     .await
 }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 
@@ -96,6 +96,15 @@ pub async fn delete_namespace(client: &Client, name: &str) {
     let _ = Api::<Namespace>::all(client.clone())
         .delete(name, &DeleteParams::background())
         .await;
+}
+
+/// The pods the job controller made for the Job `job` (its `job-name` label); none when the
+/// list fails, so that a caller polling for them simply tries again.
+pub async fn pods_of_job(pods: &Api<Pod>, job: &str) -> Vec<Pod> {
+    pods.list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .map(|list| list.items)
+        .unwrap_or_default()
 }
 
 /// Poll `check` every 100 ms until it is true; panic naming `what` after `timeout`.
