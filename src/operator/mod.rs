@@ -200,6 +200,7 @@ async fn reconcile_when_leading(
     loop {
         let start = {
             let (webhook_called, mut leading) = (webhook_called.clone(), leading.clone());
+            let leader = config.metrics.leader.clone();
             async move {
                 webhook_called.await;
                 if leading.wait_for(|leads| *leads).await.is_err() {
@@ -209,6 +210,7 @@ async fn reconcile_when_leading(
                     std::future::pending::<()>().await;
                 }
                 info!("Webhook is serving; starting the reconciler");
+                leader.set_leading(true);
             }
         };
         let until = {
@@ -223,11 +225,6 @@ async fn reconcile_when_leading(
                     _ = stopped(stop) => {}
                 }
             }
-        };
-        let leader = config.metrics.leader.clone();
-        let start = async move {
-            start.await;
-            leader.set_leading(true);
         };
         crate::reconcile::run_when(client.clone(), config.clone(), start, until).await;
         config.metrics.leader.set_leading(false);

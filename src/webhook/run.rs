@@ -21,6 +21,7 @@ use crate::cli::{OperatorArgs, WebhookArgs};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::names::sanitize_subdomain;
+use crate::operator::stopped;
 
 /// Readiness check: a certificate is loaded and registered.
 pub const READY_CERTIFICATE: &str = "webhook certificate";
@@ -175,7 +176,7 @@ async fn serve(
     let tokens = tokio::spawn(super::tokens::run(
         client.clone(),
         monitored_id.clone(),
-        until(shutdown.clone()),
+        stopped(shutdown.clone()),
     ));
     let (caches, fill) = Caches::new(client, &monitored_id);
     let filling = tokio::spawn(fill);
@@ -189,13 +190,13 @@ async fn serve(
             })?;
     let filled = tokio::select! {
         _ = caches.wait_ready() => true,
-        _ = until(shutdown.clone()) => false,
+        _ = stopped(shutdown.clone()) => false,
     };
     if filled {
         readiness.set(READY_CACHES, true);
         info!("Webhook caches are filled");
         let app = with_limits(router(caches, settings.pod, settings.metrics.admission));
-        serve_tls(listener, tls, app, until(shutdown)).await;
+        serve_tls(listener, tls, app, stopped(shutdown)).await;
     }
     filling.abort();
     // The token controller only makes idempotent creates; stop it outright: kube-runtime's
@@ -203,9 +204,4 @@ async fn serve(
     tokens.abort();
     let _ = renewal.await;
     Ok(())
-}
-
-/// Resolves when the shutdown flag turns true (or its sender is gone).
-pub async fn until(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
