@@ -58,18 +58,25 @@ impl Elector {
     /// whether this replica leads now.
     pub async fn round(&mut self) -> bool {
         let now = Instant::now();
-        let lease = match self.api.get_opt(&self.settings.name).await {
-            Ok(lease) => lease,
+        let leading = match self.api.get_opt(&self.settings.name).await {
+            Ok(lease) => self.act_on(lease, now).await,
             Err(e) => {
                 warn!("Cannot read Lease '{}': {e}", self.lease_ref());
-                return self.renewal_failed(now);
+                self.renewal_failed(now)
             }
         };
+        self.set_leading(leading);
+        leading
+    }
+
+    /// Create, renew, take over or follow the Lease as read at `now`; whether this replica
+    /// leads afterwards.
+    async fn act_on(&mut self, lease: Option<Lease>, now: Instant) -> bool {
         let record = lease.as_ref().map(record_of);
         let since = record
             .as_ref()
             .map_or(now, |r| self.observer.observe(&r.resource_version, now));
-        let leading = match decide(record.as_ref(), &self.settings.identity, since, now) {
+        match decide(record.as_ref(), &self.settings.identity, since, now) {
             Action::Create => self.write(None, false).await,
             Action::Acquire => self.write(lease, false).await,
             Action::Renew => {
@@ -90,9 +97,7 @@ impl Elector {
                 }
                 false
             }
-        };
-        self.set_leading(leading);
-        leading
+        }
     }
 
     /// Give the Lease up (on shutdown, after the reconciler stopped), so another replica takes
