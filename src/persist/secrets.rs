@@ -165,9 +165,9 @@ pub enum WriteFailure {
     /// Every version number (or update) tried was taken by another writer.
     #[error("other writers won {0} attempts in a row")]
     Conflicts(u32),
-    /// The next version's name is unusable.
+    /// No next version can be written (name unusable, or the series is full).
     #[error(transparent)]
-    Name(#[from] versioned::NameError),
+    Version(#[from] versioned::VersionError),
 }
 
 fn is_status(e: &kube::Error, pred: impl Fn(&kube::core::Status) -> bool) -> bool {
@@ -233,8 +233,8 @@ pub async fn write_versioned(
         }
         // A name can be taken without being listed: created after our LIST, or not labelled as
         // a version at all. Never try a taken number twice.
-        let n = versioned::next_version(&p.name, metas).max(taken + 1);
-        let name = versioned::versioned_name(&p.name, n)?;
+        versioned::warn_mislabelled(namespace, &p.name, metas.clone());
+        let (n, name) = versioned::next_name(&p.name, metas, taken)?;
         match api
             .create(
                 &PostParams::default(),
