@@ -246,3 +246,37 @@ async fn kubectl_apply_of_a_bad_quarksjob_is_rejected_with_the_reason() {
     );
     w.stop().await;
 }
+
+// multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_labels_that_would_forge_a_version_are_rejected_at_apply() {
+    let w = world("whforge").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("forge.yaml");
+    let mut forge = errand("forge", "manual");
+    forge["spec"]["output"]["outputMap"] = json!({"jsonout": {"output.json": {"name": "creds-v99",
+        "secretLabels": {"quarks.cloudfoundry.org/secret-kind": "versionedSecret",
+                         "quarks.cloudfoundry.org/secret-version": "99"}}}});
+    std::fs::write(&file, serde_json::to_string(&forge).unwrap()).unwrap();
+    let err = kubectl(
+        &shared().kubeconfig,
+        &["apply", "-n", &w.ns, "-f", file.to_str().unwrap()],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("key \"quarks.cloudfoundry.org/secret-kind\" is reserved"),
+        "{err}"
+    );
+    assert!(
+        err.contains("key \"quarks.cloudfoundry.org/secret-version\" is reserved"),
+        "{err}"
+    );
+    assert!(
+        w.api::<quarks_job::api::QuarksJob>()
+            .get_opt("forge")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    w.stop().await;
+}
