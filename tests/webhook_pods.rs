@@ -208,16 +208,9 @@ async fn with_the_webhook_stopped_job_pods_are_refused_with_an_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_of_a_bad_quarksjob_is_rejected_with_the_reason() {
     let w = world("whval").await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
     let mut bad = errand("bad", "manual");
     bad["spec"]["output"]["outputMap"] = json!({"jsonot": {"output.json": {"name": "foo-json"}}});
-    std::fs::write(&file, serde_json::to_string(&bad).unwrap()).unwrap();
-    let err = kubectl(
-        &shared().kubeconfig,
-        &["apply", "-n", &w.ns, "-f", file.to_str().unwrap()],
-    )
-    .unwrap_err();
+    let err = apply_refused(&w.ns, &bad);
     assert!(
         err.contains("validate-quarksjobs.quarks.cloudfoundry.org"),
         "{err}"
@@ -251,18 +244,11 @@ async fn kubectl_apply_of_a_bad_quarksjob_is_rejected_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_labels_that_would_forge_a_version_are_rejected_at_apply() {
     let w = world("whforge").await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("forge.yaml");
     let mut forge = errand("forge", "manual");
     forge["spec"]["output"]["outputMap"] = json!({"jsonout": {"output.json": {"name": "creds-v99",
         "secretLabels": {"quarks.cloudfoundry.org/secret-kind": "versionedSecret",
                          "quarks.cloudfoundry.org/secret-version": "99"}}}});
-    std::fs::write(&file, serde_json::to_string(&forge).unwrap()).unwrap();
-    let err = kubectl(
-        &shared().kubeconfig,
-        &["apply", "-n", &w.ns, "-f", file.to_str().unwrap()],
-    )
-    .unwrap_err();
+    let err = apply_refused(&w.ns, &forge);
     assert!(
         err.contains("key \"quarks.cloudfoundry.org/secret-kind\" is reserved"),
         "{err}"
@@ -338,4 +324,16 @@ async fn the_mounted_version_is_the_one_the_config_digest_covers() {
     .await;
     assert_eq!(digest, expected, "the digest covers the mounted Secret");
     w.stop().await;
+}
+
+/// `kubectl apply` of `qjob` in `ns`, which must fail; its error output.
+fn apply_refused(ns: &str, qjob: &serde_json::Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qjob.yaml");
+    std::fs::write(&file, serde_json::to_string(qjob).unwrap()).unwrap();
+    kubectl(
+        &shared().kubeconfig,
+        &["apply", "-n", ns, "-f", file.to_str().unwrap()],
+    )
+    .unwrap_err()
 }

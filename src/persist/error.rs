@@ -262,17 +262,18 @@ mod tests {
             e.to_string(),
             "container 'busybox' of pod 'ns/p' terminated (exit code 0) without writing '/mnt/quarks/busybox/output.json'"
         );
-        let e = PersistError::Write {
+        let write = |failed: Vec<String>, source| PersistError::Write {
             pod: "ns/p".into(),
             container: "c".into(),
             file: "f.json".into(),
             secret: "ns/s".into(),
             rollback: Box::new(Rollback {
                 undone: vec!["ns/a".into()],
-                failed: vec![],
+                failed,
             }),
-            source: Box::new(WriteFailure::Kube(api_error())),
+            source: Box::new(source),
         };
+        let e = write(vec![], WriteFailure::Kube(api_error()));
         let text = e.to_string();
         assert!(
             text.contains("secret 'ns/s' from file 'f.json' of container 'c' in pod 'ns/p'"),
@@ -282,17 +283,10 @@ mod tests {
             text.ends_with("; nothing was written: rolled back ns/a"),
             "{text}"
         );
-        let e = PersistError::Write {
-            pod: "ns/p".into(),
-            container: "c".into(),
-            file: "f.json".into(),
-            secret: "ns/s".into(),
-            rollback: Box::new(Rollback {
-                undone: vec!["ns/a".into()],
-                failed: vec!["ns/b (connection refused)".into()],
-            }),
-            source: Box::new(WriteFailure::Conflicts(10)),
-        };
+        let e = write(
+            vec!["ns/b (connection refused)".into()],
+            WriteFailure::Conflicts(10),
+        );
         assert!(
             e.to_string().ends_with(
                 "; could NOT roll back ns/b (connection refused) (they hold this run's output), rolled back ns/a"

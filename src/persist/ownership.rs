@@ -133,16 +133,24 @@ pub fn claim(meta: &ObjectMeta, owner: &Owner, legacy_container: Option<&str>) -
 }
 
 #[cfg(test)]
+impl Owner {
+    /// A QuarksJob `name` in namespace `ns` with `uid`, for tests.
+    pub(crate) fn example(name: &str, uid: &str) -> Owner {
+        Owner {
+            namespace: "ns".into(),
+            name: name.into(),
+            uid: uid.into(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn owner() -> Owner {
-        Owner {
-            namespace: "ns".into(),
-            name: "qj".into(),
-            uid: "uid-1".into(),
-        }
+        Owner::example("qj", "uid-1")
     }
 
     fn meta(v: serde_json::Value) -> ObjectMeta {

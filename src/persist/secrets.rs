@@ -253,19 +253,11 @@ mod tests {
     }
 
     fn owner() -> Owner {
-        Owner {
-            namespace: "ns".into(),
-            name: "qj".into(),
-            uid: "uid-1".into(),
-        }
+        Owner::example("qj", "uid-1")
     }
 
     fn other() -> Owner {
-        Owner {
-            namespace: "ns".into(),
-            name: "other".into(),
-            uid: "uid-2".into(),
-        }
+        Owner::example("other", "uid-2")
     }
 
     fn secret(v: serde_json::Value) -> Secret {
