@@ -1,16 +1,31 @@
 //! Versioned secrets `<name>-v<N>` (upstream quarks-utils `versionedsecretstore`), as pure
-//! functions over object metadata: naming, "latest" and "next" over a snapshot (a LIST result or a
-//! reflector store), the "identical to latest" check, and which old versions retention may delete.
-//! Shared by persist-output (writes versions), the webhook and the reconciler (resolve the latest).
+//! functions over object metadata: naming, the one "newest version" rule, "next" over a snapshot
+//! (a LIST result or a reflector store), the "identical to latest" check, and which old versions
+//! retention may delete. Shared by persist-output (writes versions, prunes them), the webhook
+//! (points pods at the newest version) and the reconciler (resolves the newest version for the
+//! config digest): all three answer "which version is the newest" with [`newest_for_reference`]
+//! / [`latest`], so the digest and the mounted Secret cannot disagree.
+//!
+//! The rule: a version of `<prefix>` is a Secret labelled `secret-kind=versionedSecret` and named
+//! `<prefix>-v<N>`, with `N` written without leading zeros and within `1..=`[`MAX_VERSION`]. Its
+//! version is the `N` of its name. A `secret-version` label that says otherwise is ignored (see
+//! [`mislabelled`], which callers log as a warning); upstream read the label first, so a label of
+//! `18446744073709551615` pinned "latest" for ever and overflowed `v + 1`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::labels::{LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED};
+use crate::api::labels::{
+    LABEL_QJOB_NAME, LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED,
+};
 
 /// Longest object name Kubernetes accepts (DNS subdomain).
 pub const MAX_NAME_LEN: usize = 253;
+
+/// The greatest version number: nine digits. Names with a greater number are not versions, and a
+/// series at this number takes no new version ([`VersionError::Exhausted`]).
+pub const MAX_VERSION: u64 = 999_999_999;
 
 /// Annotation ignored when comparing a new version with the latest (upstream meltdown's).
 pub const ANNOTATION_LAST_RECONCILE: &str = "quarks.cloudfoundry.org/last-reconcile";
@@ -29,6 +44,22 @@ pub enum NameError {
     /// Contains something outside `[a-z0-9.-]`.
     #[error("secret name contains invalid characters, only lower case, dot and dash are allowed")]
     InvalidCharacters,
+}
+
+/// Why no next version can be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    /// The newest version is already [`MAX_VERSION`].
+    #[error(
+        "versioned secret '{prefix}' has reached the greatest version number {MAX_VERSION}; delete its versions to start again at 1"
+    )]
+    Exhausted {
+        /// The series.
+        prefix: String,
+    },
+    /// The next version's name is unusable.
+    #[error(transparent)]
+    Name(#[from] NameError),
 }
 
 /// Check a Secret name as upstream did: at most 253 characters of `[a-z0-9.-]`.
@@ -53,17 +84,29 @@ pub fn versioned_name(prefix: &str, version: u64) -> Result<String, NameError> {
     Ok(name)
 }
 
-/// Split `<prefix>-v<N>` (upstream regexp `^\S+-v(\d+)$`): the prefix has no whitespace and is
-/// not empty.
+/// A version number as written in a name or label: decimal digits without a leading zero, within
+/// `1..=`[`MAX_VERSION`].
+fn parse_version(digits: &str) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 9 || digits.starts_with('0') {
+        return None;
+    }
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse()
+        .ok()
+        .filter(|v| (1..=MAX_VERSION).contains(v))
+}
+
+/// Split `<prefix>-v<N>` (upstream regexp `^\S+-v(\d+)$`, with `N` bounded as [`parse_version`]
+/// says): the prefix has no whitespace and is not empty.
 fn split(name: &str) -> Option<(&str, u64)> {
     let (prefix, digits) = name.rsplit_once("-v")?;
     if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
         return None;
     }
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((prefix, digits.parse().ok()?))
+    Some((prefix, parse_version(digits)?))
 }
 
 /// Whether `name` looks like `<prefix>-v<N>` (upstream `IsVersionedSecretName`).
@@ -90,20 +133,40 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref()?.get(key).map(String::as_str)
 }
 
-/// The version of one of `prefix`'s versions: a versioned secret named exactly `<prefix>-v<N>`.
-/// The version is read from the `secret-version` label, as upstream, and from the name when the
-/// label is missing or not a number (upstream failed the whole lookup then).
+/// The version of one of `prefix`'s versions: a versioned secret named exactly `<prefix>-v<N>`
+/// has version `N`, whatever its `secret-version` label says.
 pub fn version_of(prefix: &str, meta: &ObjectMeta) -> Option<u64> {
-    let name = meta.name.as_deref()?;
-    let (p, from_name) = split(name)?;
-    if p != prefix || !is_versioned_secret(meta) {
-        return None;
+    let (p, version) = split(meta.name.as_deref()?)?;
+    (p == prefix && is_versioned_secret(meta)).then_some(version)
+}
+
+/// The versions of `prefix` whose `secret-version` label disagrees with their name (missing
+/// labels are fine): their label is ignored, and callers log a warning naming them.
+pub fn mislabelled<'a>(
+    prefix: &str,
+    snapshot: impl IntoIterator<Item = &'a ObjectMeta>,
+) -> Vec<(&'a str, &'a str)> {
+    snapshot
+        .into_iter()
+        .filter_map(|m| {
+            let v = version_of(prefix, m)?;
+            let l = label(m, LABEL_SECRET_VERSION)?;
+            (parse_version(l) != Some(v)).then_some((m.name.as_deref()?, l))
+        })
+        .collect()
+}
+
+/// Log a warning for each version of `prefix` whose label disagrees with its name.
+pub fn warn_mislabelled<'a>(
+    namespace: &str,
+    prefix: &str,
+    snapshot: impl IntoIterator<Item = &'a ObjectMeta>,
+) {
+    for (name, label) in mislabelled(prefix, snapshot) {
+        tracing::warn!(
+            "versioned secret '{namespace}/{name}' has label {LABEL_SECRET_VERSION}={label:?}, which disagrees with its name: the label is ignored"
+        );
     }
-    Some(
-        label(meta, LABEL_SECRET_VERSION)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(from_name),
-    )
 }
 
 /// All versions of `prefix` in a snapshot, newest first.
@@ -127,9 +190,52 @@ pub fn latest<'a>(
     versions(prefix, snapshot).into_iter().next()
 }
 
-/// The version the next write of `prefix` gets: one more than the greatest existing, 1 if none.
-pub fn next_version<'a>(prefix: &str, snapshot: impl IntoIterator<Item = &'a ObjectMeta>) -> u64 {
-    latest(prefix, snapshot).map_or(1, |(v, _)| v + 1)
+/// What a reference to a Secret stands for: a versioned reference `<prefix>-v<N>` stands for the
+/// newest existing version of `<prefix>` (whatever `N` is); `None` when `reference` is not a
+/// versioned name or no version of its prefix exists (the reference is then used as written).
+/// This is the one rule the webhook (mounting) and the reconciler (config digest) share.
+pub fn newest_for_reference<'a>(
+    reference: &str,
+    snapshot: impl IntoIterator<Item = &'a ObjectMeta>,
+) -> Option<(u64, &'a ObjectMeta)> {
+    latest(name_prefix(reference)?, snapshot)
+}
+
+/// The name a Secret reference resolves to: [`newest_for_reference`]'s, else the reference.
+pub fn resolve_reference<'a>(
+    reference: &str,
+    snapshot: impl IntoIterator<Item = &'a ObjectMeta>,
+) -> String {
+    newest_for_reference(reference, snapshot)
+        .and_then(|(_, m)| m.name.clone())
+        .unwrap_or_else(|| reference.to_string())
+}
+
+/// The version the next write of `prefix` gets: one more than the greatest existing (and more
+/// than `taken`, a number found taken on create), 1 if none. Checked: a series at
+/// [`MAX_VERSION`] is [`VersionError::Exhausted`].
+pub fn next_version<'a>(
+    prefix: &str,
+    snapshot: impl IntoIterator<Item = &'a ObjectMeta>,
+    taken: u64,
+) -> Result<u64, VersionError> {
+    let greatest = latest(prefix, snapshot).map_or(0, |(v, _)| v).max(taken);
+    greatest
+        .checked_add(1)
+        .filter(|n| *n <= MAX_VERSION)
+        .ok_or_else(|| VersionError::Exhausted {
+            prefix: prefix.to_string(),
+        })
+}
+
+/// The name of the next version of `prefix`, validated.
+pub fn next_name<'a>(
+    prefix: &str,
+    snapshot: impl IntoIterator<Item = &'a ObjectMeta>,
+    taken: u64,
+) -> Result<(u64, String), VersionError> {
+    let n = next_version(prefix, snapshot, taken)?;
+    Ok((n, versioned_name(prefix, n)?))
 }
 
 /// What a version holds, for the identity check.
@@ -144,9 +250,10 @@ pub struct Content {
 }
 
 /// Whether a new version would equal the latest: same data, and the same labels and annotations
-/// apart from the bookkeeping keys (`secret-version`, `secret-kind`, `last-reconcile`). Unlike
-/// upstream, which only checked that the latest's keys were present in the new one, this compares
-/// both ways, so a label added by the new output also makes a new version.
+/// apart from the bookkeeping keys (`secret-version`, `secret-kind`, the QuarksJob marker
+/// `qjob-name` (versions written before it existed are not rewritten for it), `last-reconcile`).
+/// Unlike upstream, which only checked that the latest's keys were present in the new one, this
+/// compares both ways, so a label added by the new output also makes a new version.
 pub fn is_identical(latest: &Content, desired: &Content) -> bool {
     fn without<'a>(
         m: &'a BTreeMap<String, String>,
@@ -157,7 +264,7 @@ pub fn is_identical(latest: &Content, desired: &Content) -> bool {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect()
     }
-    let ignored_labels = [LABEL_SECRET_VERSION, LABEL_SECRET_KIND];
+    let ignored_labels = [LABEL_SECRET_VERSION, LABEL_SECRET_KIND, LABEL_QJOB_NAME];
     let ignored_annotations = [ANNOTATION_LAST_RECONCILE];
     latest.data == desired.data
         && without(&latest.labels, &ignored_labels) == without(&desired.labels, &ignored_labels)
@@ -166,8 +273,8 @@ pub fn is_identical(latest: &Content, desired: &Content) -> bool {
 }
 
 /// Names of the versions of `prefix` that retention deletes when at most `keep` versions are to
-/// be kept: everything but the `keep` newest, except versions in `in_use` (referenced by a
-/// current pod). The newest version is always kept; `keep == 0` keeps everything.
+/// be kept: everything but the `keep` newest, except versions in `in_use` (referenced by a pod,
+/// Job or QuarksJob template). The newest version is always kept; `keep == 0` keeps everything.
 pub fn prune<'a>(
     prefix: &str,
     snapshot: impl IntoIterator<Item = &'a ObjectMeta>,
@@ -232,6 +339,15 @@ mod tests {
             None,
             "overflow is not a version"
         );
+        for out_of_range in [
+            "foo-v0",
+            "foo-v01",
+            "foo-v1000000000",
+            "foo-v18446744073709551615",
+        ] {
+            assert!(!is_versioned_name(out_of_range), "{out_of_range}");
+        }
+        assert_eq!(version_from_name("foo-v999999999"), Some(MAX_VERSION));
     }
 
     #[test]
@@ -268,13 +384,87 @@ mod tests {
         ];
         let (v, m) = latest("foo", &snapshot).unwrap();
         assert_eq!((v, m.name.as_deref()), (11, Some("foo-v11")));
-        assert_eq!(next_version("foo", &snapshot), 12);
+        assert_eq!(next_version("foo", &snapshot, 0), Ok(12));
+        assert_eq!(
+            next_version("foo", &snapshot, 20),
+            Ok(21),
+            "a taken number counts"
+        );
+        assert_eq!(
+            next_name("foo", &snapshot, 0),
+            Ok((12, "foo-v12".to_string()))
+        );
         let order: Vec<u64> = versions("foo", &snapshot).iter().map(|(v, _)| *v).collect();
         assert_eq!(order, [11, 10, 2, 1]);
-        assert_eq!(next_version("nothing", &snapshot), 1);
+        assert_eq!(next_version("nothing", &snapshot, 0), Ok(1));
         assert!(latest("nothing", &snapshot).is_none());
-        // the label wins over the name, as upstream
-        assert_eq!(next_version("x", &[version("x-v1", "7")]), 8);
+    }
+
+    #[test]
+    fn a_forged_huge_version_label_neither_overflows_nor_pins_latest() {
+        // upstream read the label: this version was "latest" for ever and `v + 1` overflowed
+        let snapshot = [
+            version("s-v1", "1"),
+            version("s-v2", "18446744073709551615"),
+        ];
+        let (v, m) = latest("s", &snapshot).unwrap();
+        assert_eq!((v, m.name.as_deref()), (2, Some("s-v2")));
+        assert_eq!(next_version("s", &snapshot, 0), Ok(3));
+        // a name beyond the range is no version at all
+        let forged = [
+            version("s-v1", "1"),
+            version("s-v18446744073709551615", "1"),
+        ];
+        assert_eq!(latest("s", &forged).unwrap().0, 1);
+        assert_eq!(next_version("s", &forged, 0), Ok(2));
+        assert_eq!(
+            next_version("s", &forged, u64::MAX),
+            Err(VersionError::Exhausted { prefix: "s".into() })
+        );
+    }
+
+    #[test]
+    fn the_range_is_bounded_and_a_full_series_takes_no_new_version() {
+        let full = [version("s-v999999999", "999999999")];
+        let err = next_version("s", &full, 0).unwrap_err();
+        assert_eq!(err, VersionError::Exhausted { prefix: "s".into() });
+        assert!(
+            err.to_string()
+                .contains("greatest version number 999999999"),
+            "{err}"
+        );
+        assert_eq!(
+            next_version("s", &[version("s-v999999998", "")], 0),
+            Ok(MAX_VERSION)
+        );
+    }
+
+    #[test]
+    fn a_label_that_disagrees_with_the_name_is_ignored_and_reported() {
+        let snapshot = [
+            version("s-v1", "5"),
+            version("s-v2", "2"),
+            version("s-v3", ""),
+            meta("s-v4", &[(LABEL_SECRET_KIND, SECRET_KIND_VERSIONED)]), // no label: fine
+            version("t-v1", "9"),                                        // another series
+        ];
+        assert_eq!(
+            latest("s", &snapshot).unwrap().1.name.as_deref(),
+            Some("s-v4")
+        );
+        assert_eq!(mislabelled("s", &snapshot), [("s-v1", "5"), ("s-v3", "")]);
+        assert_eq!(resolve_reference("s-v1", &snapshot), "s-v4");
+        assert_eq!(resolve_reference("t-v7", &snapshot), "t-v1");
+        assert_eq!(
+            resolve_reference("u-v1", &snapshot),
+            "u-v1",
+            "no versions: as written"
+        );
+        assert_eq!(
+            resolve_reference("s", &snapshot),
+            "s",
+            "bare names are not versioned references"
+        );
     }
 
     #[test]

@@ -5,6 +5,10 @@
 
 #[path = "persist_output/failures.rs"]
 mod failures;
+#[path = "persist_output/faults.rs"]
+mod faults;
+#[path = "persist_output/ownership.rs"]
+mod ownership;
 mod support;
 #[path = "persist_output/versions.rs"]
 mod versions;
@@ -19,7 +23,7 @@ use quarks_job::api::QuarksJob;
 use serde_json::json;
 use support::kubelet::State;
 use support::{delete_namespace, eventually};
-use world::{HELLO, WAIT, data, map, ok, world};
+use world::{HELLO, LABEL_QJOB, WAIT, data, map, ok, world};
 
 #[tokio::test]
 async fn one_output_becomes_a_secret_with_upstream_labels_and_is_overwritten_later() {
@@ -59,6 +63,7 @@ async fn one_output_becomes_a_secret_with_upstream_labels_and_is_overwritten_lat
             ("quarks.cloudfoundry.org/container-name", "busybox"),
             ("quarks.cloudfoundry.org/entanglement", "foo-busybox"),
             ("key", "value"),
+            (LABEL_QJOB, "foo"),
         ])
     );
     assert_eq!(

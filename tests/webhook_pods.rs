@@ -208,16 +208,9 @@ async fn with_the_webhook_stopped_job_pods_are_refused_with_an_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_apply_of_a_bad_quarksjob_is_rejected_with_the_reason() {
     let w = world("whval").await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bad.yaml");
     let mut bad = errand("bad", "manual");
     bad["spec"]["output"]["outputMap"] = json!({"jsonot": {"output.json": {"name": "foo-json"}}});
-    std::fs::write(&file, serde_json::to_string(&bad).unwrap()).unwrap();
-    let err = kubectl(
-        &shared().kubeconfig,
-        &["apply", "-n", &w.ns, "-f", file.to_str().unwrap()],
-    )
-    .unwrap_err();
+    let err = apply_refused(&w.ns, &bad);
     assert!(
         err.contains("validate-quarksjobs.quarks.cloudfoundry.org"),
         "{err}"
@@ -245,4 +238,102 @@ async fn kubectl_apply_of_a_bad_quarksjob_is_rejected_with_the_reason() {
         "{warning}"
     );
     w.stop().await;
+}
+
+// multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_labels_that_would_forge_a_version_are_rejected_at_apply() {
+    let w = world("whforge").await;
+    let mut forge = errand("forge", "manual");
+    forge["spec"]["output"]["outputMap"] = json!({"jsonout": {"output.json": {"name": "creds-v99",
+        "secretLabels": {"quarks.cloudfoundry.org/secret-kind": "versionedSecret",
+                         "quarks.cloudfoundry.org/secret-version": "99"}}}});
+    let err = apply_refused(&w.ns, &forge);
+    assert!(
+        err.contains("key \"quarks.cloudfoundry.org/secret-kind\" is reserved"),
+        "{err}"
+    );
+    assert!(
+        err.contains("key \"quarks.cloudfoundry.org/secret-version\" is reserved"),
+        "{err}"
+    );
+    assert!(
+        w.api::<quarks_job::api::QuarksJob>()
+            .get_opt("forge")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    w.stop().await;
+}
+
+/// The reconciler's config digest and the webhook's mount resolve a versioned reference by one
+/// rule: with `creds-v1` labelled as version 5 (label and name disagree) and `creds-v2`, both
+/// pick `creds-v2` (the webhook read the label and mounted `creds-v1`, while the digest
+/// covered `creds-v2`).
+// multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mounted_version_is_the_one_the_config_digest_covers() {
+    use quarks_job::podrefs::RefKind;
+    use quarks_job::reconcile::digest::{Resolved, config_digest};
+    let w = world("whdigest").await;
+    for (name, label) in [("creds-v1", "5"), ("creds-v2", "2")] {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {
+                "quarks.cloudfoundry.org/secret-kind": "versionedSecret",
+                "quarks.cloudfoundry.org/secret-version": label}},
+            "stringData": {"password": format!("pw-{name}")}
+        }))
+        .unwrap();
+        w.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // let the webhook's watch deliver them
+    let mut qjob = errand("digest", "once");
+    qjob["spec"]["updateOnConfigChange"] = json!(true);
+    w.api::<quarks_job::api::QuarksJob>()
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(qjob).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let pod = w.pods("digest", 1).await.remove(0);
+    let mounted = pod.spec.unwrap().containers[0].env_from.as_ref().unwrap()[0]
+        .secret_ref
+        .as_ref()
+        .unwrap()
+        .name
+        .clone();
+    assert_eq!(mounted, "creds-v2", "the newest version by name");
+    let data = w.api::<Secret>().get(&mounted).await.unwrap().data.unwrap();
+    let expected = config_digest(&[Resolved {
+        kind: RefKind::Secret,
+        reference: "creds-v1".into(),
+        resolved: mounted.clone(),
+        optional: false,
+        data: Some(data.into_iter().map(|(k, v)| (k, v.0)).collect()),
+    }]);
+    let qjobs = w.api::<quarks_job::api::QuarksJob>();
+    let digest = eventually_some(WAIT, "the recorded config digest", || async {
+        qjobs.get("digest").await.ok()?.status?.config_digest
+    })
+    .await;
+    assert_eq!(digest, expected, "the digest covers the mounted Secret");
+    w.stop().await;
+}
+
+/// `kubectl apply` of `qjob` in `ns`, which must fail; its error output.
+fn apply_refused(ns: &str, qjob: &serde_json::Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qjob.yaml");
+    std::fs::write(&file, serde_json::to_string(qjob).unwrap()).unwrap();
+    kubectl(
+        &shared().kubeconfig,
+        &["apply", "-n", ns, "-f", file.to_str().unwrap()],
+    )
+    .unwrap_err()
 }

@@ -9,7 +9,9 @@ pub const GROUP: &str = "quarks.cloudfoundry.org";
 pub const LABEL_MONITORED: &str = "quarks.cloudfoundry.org/monitored";
 /// Namespace label: name of the ServiceAccount the output-persisting container runs as.
 pub const LABEL_QJOB_SERVICE_ACCOUNT: &str = "quarks.cloudfoundry.org/qjob-service-account";
-/// Job and pod label: name of the QuarksJob the Job belongs to.
+/// Job and pod label: name of the QuarksJob the Job belongs to. Also on every Secret
+/// persist-output writes: the QuarksJob it was written for, so that another QuarksJob cannot
+/// overwrite it (docs/persist-output.md, "Whose Secret is it").
 pub const LABEL_QJOB_NAME: &str = "quarks.cloudfoundry.org/qjob-name";
 /// Output secret label: the container whose file produced the secret.
 pub const LABEL_CONTAINER_NAME: &str = "quarks.cloudfoundry.org/container-name";
@@ -35,9 +37,76 @@ pub const LABEL_WEBHOOK_PROBE: &str = "quarks.cloudfoundry.org/webhook-probe";
 /// Annotation the probe webhook adds: the apiserver called the operator's webhook.
 pub const ANNOTATION_WEBHOOK_PROBE: &str = "quarks.cloudfoundry.org/webhook-probe-answered";
 
+/// Keys under the API group that a QuarksJob may still ask for on its output Secrets
+/// (`secretLabels`, `secretAnnotations`): the ones upstream's quarks-operator put on the output
+/// of the QuarksJobs it generated. quarks-job never reads them.
+pub const OUTPUT_KEYS_ALLOWED: &[&str] = &[
+    "quarks.cloudfoundry.org/deployment-name",
+    "quarks.cloudfoundry.org/secret-type",
+    "quarks.cloudfoundry.org/referenced-job-name",
+    "quarks.cloudfoundry.org/entanglement",
+    "quarks.cloudfoundry.org/restart-on-update",
+];
+
+/// Whether a label or annotation key a QuarksJob asks for on its output Secrets is reserved:
+/// its prefix is the API group or a subdomain of it, and it is not in [`OUTPUT_KEYS_ALLOWED`].
+/// quarks-job sets and reads these keys itself (`secret-kind`, `secret-version`, `qjob-name`,
+/// `container-name`, ...); a QuarksJob that could set them could forge a "latest" version or
+/// claim another QuarksJob's Secret.
+pub fn is_reserved_output_key(key: &str) -> bool {
+    let Some((prefix, _)) = key.split_once('/') else {
+        return false;
+    };
+    let prefix = prefix.to_ascii_lowercase();
+    let in_group = prefix == GROUP
+        || prefix
+            .strip_suffix(GROUP)
+            .is_some_and(|sub| sub.ends_with('.'));
+    in_group && !OUTPUT_KEYS_ALLOWED.contains(&key)
+}
+
+/// The message for a reserved key (webhook rejection and persist-output refusal alike).
+pub fn reserved_output_key_message(key: &str) -> String {
+    format!(
+        "key {key:?} is reserved: keys under {GROUP}/ are set by quarks-job itself (allowed: {})",
+        OUTPUT_KEYS_ALLOWED.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_keys_in_the_api_group_are_reserved_except_quarks_operators() {
+        for reserved in [
+            LABEL_SECRET_KIND,
+            LABEL_SECRET_VERSION,
+            LABEL_QJOB_NAME,
+            LABEL_CONTAINER_NAME,
+            ANNOTATION_SOURCE_DESCRIPTION,
+            "quarks.cloudfoundry.org/anything-new",
+            "sub.quarks.cloudfoundry.org/x",
+            "Quarks.CloudFoundry.org/x",
+        ] {
+            assert!(is_reserved_output_key(reserved), "{reserved}");
+        }
+        for free in [
+            "key",
+            "app.kubernetes.io/name",
+            "notquarks.cloudfoundry.org/x",
+            "quarks.cloudfoundry.org.evil.com/x",
+            "quarks.cloudfoundry.org/entanglement",
+            "quarks.cloudfoundry.org/restart-on-update",
+        ] {
+            assert!(!is_reserved_output_key(free), "{free}");
+        }
+        assert!(
+            reserved_output_key_message(LABEL_SECRET_KIND).starts_with(
+                "key \"quarks.cloudfoundry.org/secret-kind\" is reserved: keys under quarks.cloudfoundry.org/ are set by quarks-job itself"
+            )
+        );
+    }
 
     #[test]
     fn every_key_lives_in_the_api_group() {

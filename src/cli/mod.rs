@@ -340,7 +340,7 @@ pub struct PersistOutputArgs {
     #[arg(long, env = "OUTPUT_TIMEOUT", hide_env = true, default_value_t = 0)]
     pub timeout: u64,
 
-    /// (VERSIONED_SECRET_HISTORY) versions to keep per versioned secret (never the ones current pods use); 0 keeps all
+    /// (VERSIONED_SECRET_HISTORY) versions to keep per versioned secret (never one a pod, Job or QuarksJob references); 0 keeps all
     #[arg(
         long,
         env = "VERSIONED_SECRET_HISTORY",

@@ -27,11 +27,10 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for the CRD to become Established.
 pub const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A client for `--kubeconfig` (a path, or a `:`-separated list like `KUBECONFIG`) or, without
-/// it, the in-cluster config or `~/.kube/config`. The server is asked for its version so that a
-/// wrong config fails here, with a clear message, instead of at the first watch.
-pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
-    let config = match kubeconfig.filter(|k| !k.trim().is_empty()) {
+/// The client configuration for `--kubeconfig` (a path, or a `:`-separated list like
+/// `KUBECONFIG`) or, without it, the in-cluster config or `~/.kube/config`.
+pub async fn load_config(kubeconfig: Option<&str>) -> Result<Config> {
+    match kubeconfig.filter(|k| !k.trim().is_empty()) {
         Some(paths) => {
             let mut merged: Option<Kubeconfig> = None;
             for path in paths.split(':').filter(|p| !p.is_empty()) {
@@ -46,12 +45,18 @@ pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
                 .ok_or_else(|| Error::KubeConfig(format!("no kubeconfig file in '{paths}'")))?;
             Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| Error::KubeConfig(e.to_string()))?
+                .map_err(|e| Error::KubeConfig(e.to_string()))
         }
         None => Config::infer()
             .await
-            .map_err(|e| Error::KubeConfig(e.to_string()))?,
-    };
+            .map_err(|e| Error::KubeConfig(e.to_string())),
+    }
+}
+
+/// A client for `--kubeconfig` ([`load_config`]). The server is asked for its version so that a
+/// wrong config fails here, with a clear message, instead of at the first watch.
+pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
+    let config = load_config(kubeconfig).await?;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))?;
     let version = client

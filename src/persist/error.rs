@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::secrets::WriteFailure;
+use super::secrets::Refusal;
+use super::write::{Rollback, WriteFailure};
 
 /// Errors of `persist-output`.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +79,29 @@ pub enum PersistError {
         problems: Vec<String>,
     },
 
-    /// Writing a Secret failed.
+    /// Secrets that are not this QuarksJob's; nothing was written.
+    #[error("nothing written for pod '{pod}': {}", refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Refused {
+        /// `namespace/pod`
+        pod: String,
+        /// One per refused Secret.
+        refusals: Vec<Refusal>,
+    },
+
+    /// Reading the existing Secrets before writing failed (nothing was written).
+    #[error("nothing written for pod '{pod}': failed to read the existing secrets: {source}")]
+    Preflight {
+        /// `namespace/pod`
+        pod: String,
+        /// What the apiserver said (after retries).
+        #[source]
+        source: Box<kube::Error>,
+    },
+
+    /// Writing a Secret failed; what the run had written was rolled back.
     #[error(
-        "failed to write secret '{secret}' from file '{file}' of container '{container}' in pod '{pod}'{}: {source}",
-        written_note(written)
+        "failed to write secret '{secret}' from file '{file}' of container '{container}' in pod '{pod}': {source}{}",
+        rollback_note(rollback)
     )]
     Write {
         /// `namespace/pod`
@@ -92,8 +112,8 @@ pub enum PersistError {
         file: String,
         /// `namespace/name` of the Secret.
         secret: String,
-        /// Secrets already written in this run.
-        written: Box<[String]>,
+        /// What this run had written and then undid, or could not undo.
+        rollback: Box<Rollback>,
         /// What went wrong.
         #[source]
         source: Box<WriteFailure>,
@@ -118,12 +138,28 @@ fn quoted(files: &[String]) -> String {
         .join(", ")
 }
 
-fn written_note(written: &[String]) -> String {
-    if written.is_empty() {
-        " (nothing was written)".to_string()
+fn rollback_note(r: &Rollback) -> String {
+    let (rolled_back, not_rolled_back) = (&r.undone, &r.failed);
+    let mut note = if rolled_back.is_empty() {
+        "; nothing was written".to_string()
     } else {
-        format!(" (already written: {})", written.join(", "))
+        format!(
+            "; nothing was written: rolled back {}",
+            rolled_back.join(", ")
+        )
+    };
+    if !not_rolled_back.is_empty() {
+        note = format!(
+            "; could NOT roll back {} (they hold this run's output){}",
+            not_rolled_back.join(", "),
+            if rolled_back.is_empty() {
+                String::new()
+            } else {
+                format!(", rolled back {}", rolled_back.join(", "))
+            }
+        );
     }
+    note
 }
 
 impl PersistError {
@@ -138,6 +174,8 @@ impl PersistError {
             PersistError::PodDeleted { .. } => "pod_deleted",
             PersistError::Timeout { .. } => "timeout",
             PersistError::InvalidOutput { .. } => "invalid_output",
+            PersistError::Refused { .. } => "refused",
+            PersistError::Preflight { .. } => "preflight",
             PersistError::Write { .. } => "write_secret",
             PersistError::Prune { .. } => "prune",
         }
@@ -185,12 +223,20 @@ mod tests {
                 pod: "n/p".into(),
                 problems: vec![],
             },
+            PersistError::Refused {
+                pod: "n/p".into(),
+                refusals: vec![],
+            },
+            PersistError::Preflight {
+                pod: "n/p".into(),
+                source: Box::new(api_error()),
+            },
             PersistError::Write {
                 pod: "n/p".into(),
                 container: "c".into(),
                 file: "f".into(),
                 secret: "n/s".into(),
-                written: Box::new([]),
+                rollback: Box::default(),
                 source: Box::new(WriteFailure::Conflicts(3)),
             },
             PersistError::Prune {
@@ -216,19 +262,48 @@ mod tests {
             e.to_string(),
             "container 'busybox' of pod 'ns/p' terminated (exit code 0) without writing '/mnt/quarks/busybox/output.json'"
         );
-        let e = PersistError::Write {
+        let write = |failed: Vec<String>, source| PersistError::Write {
             pod: "ns/p".into(),
             container: "c".into(),
             file: "f.json".into(),
             secret: "ns/s".into(),
-            written: Box::new(["ns/a".into()]),
-            source: Box::new(WriteFailure::Kube(api_error())),
+            rollback: Box::new(Rollback {
+                undone: vec!["ns/a".into()],
+                failed,
+            }),
+            source: Box::new(source),
         };
+        let e = write(vec![], WriteFailure::Kube(api_error()));
         let text = e.to_string();
         assert!(
             text.contains("secret 'ns/s' from file 'f.json' of container 'c' in pod 'ns/p'"),
             "{text}"
         );
-        assert!(text.contains("(already written: ns/a)"), "{text}");
+        assert!(
+            text.ends_with("; nothing was written: rolled back ns/a"),
+            "{text}"
+        );
+        let e = write(
+            vec!["ns/b (connection refused)".into()],
+            WriteFailure::Conflicts(10),
+        );
+        assert!(
+            e.to_string().ends_with(
+                "; could NOT roll back ns/b (connection refused) (they hold this run's output), rolled back ns/a"
+            ),
+            "{e}"
+        );
+        let e = PersistError::Refused {
+            pod: "ns/p".into(),
+            refusals: vec![Refusal {
+                qjob: "ns/q".into(),
+                secret: "ns/db".into(),
+                reason: "it belongs to Certificate 'web'".into(),
+            }],
+        };
+        assert_eq!(
+            e.to_string(),
+            "nothing written for pod 'ns/p': QuarksJob 'ns/q' may not write Secret 'ns/db': it belongs to Certificate 'web'"
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::labels::{LABEL_CONTAINER_NAME, LABEL_REMOTE_ID};
+use crate::api::labels::{
+    LABEL_CONTAINER_NAME, LABEL_REMOTE_ID, is_reserved_output_key, reserved_output_key_message,
+};
 use crate::api::{Output, PersistenceMethod, SecretOptions};
 use crate::names::{sanitize, sanitize_subdomain};
 use crate::versioned;
@@ -70,6 +72,7 @@ pub fn plan_file(
     options: &SecretOptions,
     contents: &[u8],
 ) -> Result<Vec<PlannedSecret>, PlanError> {
+    reserved_keys(output, options).map_err(PlanError::Invalid)?;
     let labels = labels(output, options, container, remote_id);
     let named: Vec<(String, BTreeMap<String, String>)> = match options.persistence_method {
         PersistenceMethod::OneToOne => vec![(
@@ -97,6 +100,29 @@ pub fn plan_file(
         check(secret).map_err(PlanError::Invalid)?;
     }
     Ok(planned)
+}
+
+/// The validating webhook rejects QuarksJobs asking for keys quarks-job sets itself; objects
+/// stored before it existed are refused here (defence in depth).
+fn reserved_keys(output: &Output, options: &SecretOptions) -> Result<(), String> {
+    let labels = output
+        .secret_labels
+        .keys()
+        .chain(options.secret_labels.keys());
+    let requested = labels
+        .map(|k| ("label", k))
+        .chain(options.secret_annotations.keys().map(|k| ("annotation", k)));
+    for (what, key) in requested {
+        if is_reserved_output_key(key) {
+            let message = reserved_output_key_message(key);
+            let message = message.strip_prefix("key ").unwrap_or(&message);
+            return Err(format!(
+                "secret '{}': {what} key {message}",
+                sanitize_subdomain(&options.name)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Everything the apiserver would check, so that a bad file fails before any Secret is written.
@@ -251,6 +277,42 @@ mod tests {
         );
         assert_eq!(plan[1].data, map(&[("nats.user", "admin")]));
         assert!(plan.iter().all(|s| s.annotations == map(&[("note", "x")])));
+    }
+
+    #[test]
+    fn keys_reserved_for_quarks_job_are_refused() {
+        // objects admitted before the validating webhook existed can still carry them
+        let output = Output {
+            secret_labels: map(&[("quarks.cloudfoundry.org/secret-kind", "versionedSecret")]),
+            ..Default::default()
+        };
+        let err = plan_file(&output, "c", None, "f", &options("s"), b"{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "secret 's': label key \"quarks.cloudfoundry.org/secret-kind\" is reserved"
+            ),
+            "{err}"
+        );
+        let mut opts = options("s");
+        opts.secret_labels = map(&[("quarks.cloudfoundry.org/secret-version", "99")]);
+        assert!(plan_file(&Output::default(), "c", None, "f", &opts, b"{}").is_err());
+        let mut opts = options("s");
+        opts.secret_annotations = map(&[("quarks.cloudfoundry.org/source-description", "x")]);
+        let err = plan_file(&Output::default(), "c", None, "f", &opts, b"{}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "annotation key \"quarks.cloudfoundry.org/source-description\" is reserved"
+            ),
+            "{err}"
+        );
+        // what quarks-job sets itself is not refused, nor quarks-operator's keys
+        let mut opts = options("s");
+        opts.secret_labels = map(&[("quarks.cloudfoundry.org/entanglement", "true")]);
+        assert!(plan_file(&Output::default(), "c", Some("r"), "f", &opts, b"{}").is_ok());
     }
 
     #[test]

@@ -1,96 +1,132 @@
 //! Retention of versioned secrets (`--versioned-secret-history`): after writing, keep the newest
-//! versions of each written name and every version a current pod of the namespace references.
+//! versions of each written name, and every version that a pod (whatever its phase), a Job or a
+//! QuarksJob template of the namespace references. Only versions of this QuarksJob are ever
+//! deleted.
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret};
-use kube::Api;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Preconditions};
+use kube::discovery::ApiResource;
+use kube::{Api, Client, ResourceExt};
+use serde_json::Value;
+use tracing::warn;
 
+use crate::api::QuarksJob;
+use crate::podrefs;
 use crate::versioned;
 
-use super::secrets::list_versions;
+use super::ownership::{Owner, claim};
+use super::retry;
+use super::write::Writer;
 
-/// Secret names a pod spec references: volumes (also projected), `env[].valueFrom.secretKeyRef`
-/// and `envFrom[].secretRef` of init and regular containers, and image pull secrets.
-// TODO: use the shared `podrefs` module once it is merged.
-pub fn secret_refs(spec: &PodSpec) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for v in spec.volumes.iter().flatten() {
-        names.extend(v.secret.as_ref().and_then(|s| s.secret_name.clone()));
-        let projected = v.projected.as_ref().and_then(|p| p.sources.as_ref());
-        names.extend(
-            projected
-                .into_iter()
-                .flatten()
-                .filter_map(|s| Some(s.secret.as_ref()?.name.clone())),
-        );
-    }
-    let containers = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(&spec.containers);
-    for c in containers {
-        for e in c.env.iter().flatten() {
-            let key_ref = e
-                .value_from
-                .as_ref()
-                .and_then(|v| v.secret_key_ref.as_ref());
-            names.extend(key_ref.map(|r| r.name.clone()));
+/// The Secrets `spec` references (the shared rule of [`podrefs`]).
+fn secret_refs(spec: &PodSpec) -> impl Iterator<Item = String> {
+    podrefs::references(spec).secrets.into_keys()
+}
+
+/// Every string in a QuarksJob whose template does not decode as a pod spec: nothing it might
+/// reference is deleted (such a QuarksJob cannot run, but its references are not known either).
+fn strings(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) => {
+            out.insert(s.clone());
         }
-        for e in c.env_from.iter().flatten() {
-            names.extend(e.secret_ref.as_ref().map(|r| r.name.clone()));
+        Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+        _ => {}
+    }
+}
+
+/// The Secret names a QuarksJob's template references.
+pub fn qjob_refs(qjob: &DynamicObject) -> BTreeSet<String> {
+    let template = &qjob.data["spec"]["template"];
+    match serde_json::from_value::<PodSpec>(template["spec"]["template"]["spec"].clone()) {
+        Ok(spec) => secret_refs(&spec).collect(),
+        Err(e) => {
+            warn!(
+                "QuarksJob '{}/{}' has a template that is no pod spec ({e}); every name in it is kept",
+                qjob.namespace().unwrap_or_default(),
+                qjob.name_any()
+            );
+            let mut out = BTreeSet::new();
+            strings(template, &mut out);
+            out
         }
     }
-    names.extend(
-        spec.image_pull_secrets
-            .iter()
-            .flatten()
-            .map(|r| r.name.clone()),
+}
+
+/// The Secret names referenced by the namespace's pods (any phase: a finished pod's logs and
+/// restarts still name them), Jobs and QuarksJob templates.
+async fn in_use(client: &Client, namespace: &str) -> Result<BTreeSet<String>, kube::Error> {
+    let lp = ListParams::default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    // untyped, so that one QuarksJob the types cannot read does not stop retention
+    let qjobs: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::erase::<QuarksJob>(&()),
     );
-    names.retain(|n| !n.is_empty());
-    names
+    let mut names = BTreeSet::new();
+    let what = |kind: &str| format!("list {kind} in '{namespace}'");
+    for pod in retry::call(&what("pods"), || pods.list(&lp)).await?.items {
+        names.extend(pod.spec.as_ref().into_iter().flat_map(secret_refs));
+    }
+    for job in retry::call(&what("jobs"), || jobs.list(&lp)).await?.items {
+        let spec = job.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+        names.extend(spec.into_iter().flat_map(secret_refs));
+    }
+    for qjob in retry::call(&what("quarksjobs"), || qjobs.list(&lp))
+        .await?
+        .items
+    {
+        names.extend(qjob_refs(&qjob));
+    }
+    Ok(names)
 }
 
-/// Whether a pod still runs (or will): not Succeeded and not Failed. Finished pods cannot start
-/// again, so what they referenced may go.
-pub fn is_current(pod: &Pod) -> bool {
-    !matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
-}
-
-/// Delete the versions of `prefix` beyond the `keep` newest that no current pod references.
-/// Returns the deleted names. Versions deleted by someone else meanwhile are fine.
+/// Delete the versions of `prefix` beyond the `keep` newest that nothing references and that
+/// belong to this QuarksJob. Returns the deleted names. Versions deleted by someone else
+/// meanwhile are fine.
 pub async fn prune(
-    secrets: &Api<Secret>,
-    pods: &Api<Pod>,
+    client: &Client,
+    writer: &Writer<'_>,
     prefix: &str,
     keep: usize,
 ) -> Result<Vec<String>, kube::Error> {
     if keep == 0 {
         return Ok(Vec::new());
     }
-    let existing = list_versions(secrets).await?;
-    if versioned::versions(prefix, existing.iter().map(|s| &s.metadata)).len() <= keep {
+    let owner: &Owner = writer.owner;
+    let existing = writer.list_versions().await?;
+    let ours: Vec<&Secret> = existing
+        .iter()
+        .filter(|s| claim(&s.metadata, owner, None).allowed())
+        .collect();
+    if versioned::versions(prefix, ours.iter().map(|s| &s.metadata)).len() <= keep {
         return Ok(Vec::new());
     }
-    let in_use: BTreeSet<String> = pods
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|p| is_current(p))
-        .filter_map(|p| p.spec.as_ref())
-        .flat_map(secret_refs)
-        .collect();
-    let doomed = versioned::prune(prefix, existing.iter().map(|s| &s.metadata), keep, &in_use);
+    let in_use = in_use(client, &owner.namespace).await?;
+    let doomed = versioned::prune(prefix, ours.iter().map(|s| &s.metadata), keep, &in_use);
     for name in &doomed {
-        match secrets.delete(name, &DeleteParams::default()).await {
+        // only the object looked at: a version re-created meanwhile is not deleted
+        let uid = ours
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+            .and_then(|s| s.metadata.uid.clone());
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        let what = format!("delete secret '{}/{name}'", owner.namespace);
+        match retry::call(&what, || writer.api.delete(name, &dp)).await {
             Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() || s.is_conflict() => {}
             Err(e) => return Err(e),
         }
     }
@@ -100,53 +136,37 @@ pub async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    #[test]
-    fn every_kind_of_secret_reference() {
-        let spec: PodSpec = serde_json::from_value(serde_json::json!({
-            "volumes": [
-                {"name": "a", "secret": {"secretName": "vol-v1"}},
-                {"name": "b", "projected": {"sources": [{"secret": {"name": "proj-v2"}}, {"configMap": {"name": "cm"}}]}},
-                {"name": "c", "configMap": {"name": "cm2"}},
-            ],
-            "initContainers": [{"name": "i", "envFrom": [{"secretRef": {"name": "init-from"}}]}],
-            "containers": [{
-                "name": "m",
-                "env": [
-                    {"name": "X", "valueFrom": {"secretKeyRef": {"name": "env-v3", "key": "k"}}},
-                    {"name": "Y", "value": "plain"},
-                ],
-                "envFrom": [{"secretRef": {"name": "from-v4"}}, {"configMapRef": {"name": "cm3"}}],
-            }],
-            "imagePullSecrets": [{"name": "pull"}],
+    fn qjob(template: Value) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "quarks.cloudfoundry.org/v1alpha1", "kind": "QuarksJob",
+            "metadata": {"name": "q", "namespace": "ns"},
+            "spec": {"template": template}
         }))
-        .unwrap();
-        let refs: Vec<_> = secret_refs(&spec).into_iter().collect();
-        assert_eq!(
-            refs,
-            [
-                "env-v3",
-                "from-v4",
-                "init-from",
-                "proj-v2",
-                "pull",
-                "vol-v1"
-            ]
-        );
+        .unwrap()
     }
 
     #[test]
-    fn finished_pods_are_not_current() {
-        let pod = |phase: &str| -> Pod {
-            serde_json::from_value(
-                serde_json::json!({"metadata": {"name": "p"}, "status": {"phase": phase}}),
-            )
-            .unwrap()
-        };
-        assert!(is_current(&pod("Running")));
-        assert!(is_current(&pod("Pending")));
-        assert!(!is_current(&pod("Succeeded")));
-        assert!(!is_current(&pod("Failed")));
-        assert!(is_current(&Pod::default()));
+    fn a_quarksjob_template_references_what_its_pod_spec_does() {
+        let q = qjob(json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "envFrom": [{"secretRef": {"name": "creds-v1"}}]}],
+            "initContainers": [{"name": "i", "env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "init-v2", "key": "k"}}}]}],
+            "volumes": [{"name": "p", "projected": {"sources": [{"secret": {"name": "proj-v3"}}]}},
+                        {"name": "c", "configMap": {"name": "not-a-secret"}}]
+        }}}}));
+        let refs: Vec<String> = qjob_refs(&q).into_iter().collect();
+        assert_eq!(refs, ["creds-v1", "init-v2", "proj-v3"]);
+    }
+
+    #[test]
+    fn an_undecodable_template_keeps_every_name_in_it() {
+        // `value: 8080` is no string: the typed pod spec cannot be read
+        let q = qjob(json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "env": [{"name": "PORT", "value": 8080}],
+                            "envFrom": [{"secretRef": {"name": "creds-v4"}}]}]
+        }}}}));
+        let refs = qjob_refs(&q);
+        assert!(refs.contains("creds-v4"), "{refs:?}");
     }
 }

@@ -4,10 +4,10 @@ use k8s_openapi::api::core::v1::{Namespace, PodSpec};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use super::naming::split_versioned;
 use crate::api::QuarksJob;
 use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use crate::podrefs::{self, RefKind};
+use crate::versioned;
 
 /// Upstream's `IsMonitoredNamespace`: the namespace carries the `qjob-service-account` label (any
 /// value) and its `monitored` label equals `monitored_id` exactly.
@@ -50,8 +50,11 @@ pub fn refers_to(kind: RefKind, reference: &str, name: &str) -> bool {
     if kind != RefKind::Secret {
         return false;
     }
-    match (split_versioned(reference), split_versioned(name)) {
-        (Some((a, _)), Some((b, _))) => a == b,
+    match (
+        versioned::name_prefix(reference),
+        versioned::name_prefix(name),
+    ) {
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
 }

@@ -1,4 +1,4 @@
-//! Deterministic Job names, and the versioned-secret name parsing the reconciler needs.
+//! Deterministic Job names.
 //!
 //! Upstream named Jobs `<QuarksJob name cut to 39 chars>-<16 hex of FNV-64 over the name and 16
 //! random bytes>`: random, so a retried trigger could create a second Job. Here the 16 hex digits
@@ -25,22 +25,6 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
-}
-
-/// `<prefix>-v<N>` → `(prefix, N)`, as upstream's `^\S+-v(\d+)$` (the prefix is everything before
-/// the last `-v`; it may itself contain `-v`).
-///
-/// TODO: switch to `crate::versioned` once the persist-output branch that owns it is merged.
-pub(crate) fn split_versioned(name: &str) -> Option<(&str, u64)> {
-    let at = name.rfind("-v")?;
-    let (prefix, digits) = (&name[..at], &name[at + 2..]);
-    if prefix.is_empty() || prefix.chars().any(char::is_whitespace) || digits.is_empty() {
-        return None;
-    }
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((prefix, digits.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -86,19 +70,5 @@ mod tests {
     fn fnv1a_reference_values() {
         assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
-    }
-
-    #[test]
-    fn versioned_names() {
-        assert_eq!(split_versioned("foo-v1"), Some(("foo", 1)));
-        assert_eq!(
-            split_versioned("my-v2-secret-v12"),
-            Some(("my-v2-secret", 12))
-        );
-        assert_eq!(split_versioned("foo"), None);
-        assert_eq!(split_versioned("foo-v"), None);
-        assert_eq!(split_versioned("-v1"), None);
-        assert_eq!(split_versioned("foo-v1a"), None);
-        assert_eq!(split_versioned("foo-version"), None);
     }
 }

@@ -1,17 +1,19 @@
 //! Resolving a QuarksJob's references: GET each referenced ConfigMap/Secret (only those), and
-//! find the newest version of versioned secrets from a metadata-only list.
+//! find the newest version of versioned secrets from a metadata-only list, by the rule the
+//! webhook mounts them with ([`versioned::resolve_reference`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams};
 
 use super::context::Context;
 use super::digest::Resolved;
 use super::error::Result;
-use super::naming::split_versioned;
 use crate::api::labels::{LABEL_SECRET_KIND, SECRET_KIND_VERSIONED};
 use crate::podrefs::{PodRefs, RefKind};
+use crate::versioned;
 
 /// Resolve every reference of `refs` in `namespace`. `object` (`namespace/name` of the QuarksJob)
 /// names errors.
@@ -21,17 +23,22 @@ pub async fn resolve(
     namespace: &str,
     refs: &PodRefs,
 ) -> Result<Vec<Resolved>> {
-    let newest = if refs.secrets.keys().any(|n| split_versioned(n).is_some()) {
-        newest_versions(ctx, object, namespace).await?
+    let versions = if refs.secrets.keys().any(|n| versioned::is_versioned_name(n)) {
+        versioned_secrets(ctx, object, namespace).await?
     } else {
-        HashMap::new()
+        Vec::new()
     };
     let cms: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let mut out = Vec::new();
     for (kind, reference, optional) in refs.iter() {
         let resolved = match kind {
-            RefKind::Secret => resolve_name(reference, &newest),
+            RefKind::Secret => {
+                if let Some(prefix) = versioned::name_prefix(reference) {
+                    versioned::warn_mislabelled(namespace, prefix, &versions);
+                }
+                versioned::resolve_reference(reference, &versions)
+            }
             RefKind::ConfigMap => reference.to_string(),
         };
         let action = format!("get {kind} '{resolved}'");
@@ -56,41 +63,18 @@ pub async fn resolve(
     Ok(out)
 }
 
-/// Versioned secret prefix → newest existing version, from a metadata-only list of the
-/// namespace's versioned secrets.
-async fn newest_versions(
+/// Metadata of the namespace's versioned secrets (one metadata-only list).
+async fn versioned_secrets(
     ctx: &Context,
     object: &str,
     namespace: &str,
-) -> Result<HashMap<String, u64>> {
+) -> Result<Vec<ObjectMeta>> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let lp = ListParams::default().labels(&format!("{LABEL_SECRET_KIND}={SECRET_KIND_VERSIONED}"));
     let list = ctx
         .api(object, "list versioned secrets", secrets.list_metadata(&lp))
         .await?;
-    Ok(newest_by_prefix(
-        list.items.iter().filter_map(|s| s.metadata.name.as_deref()),
-    ))
-}
-
-/// Prefix → greatest version among `names` of the form `<prefix>-v<N>`.
-pub fn newest_by_prefix<'a>(names: impl IntoIterator<Item = &'a str>) -> HashMap<String, u64> {
-    let mut newest: HashMap<String, u64> = HashMap::new();
-    for (prefix, version) in names.into_iter().filter_map(split_versioned) {
-        let e = newest.entry(prefix.to_string()).or_insert(version);
-        *e = (*e).max(version);
-    }
-    newest
-}
-
-/// The name a secret reference resolves to: the newest version `<prefix>-v<N>` for a versioned
-/// reference when one exists, else the reference itself.
-pub fn resolve_name(reference: &str, newest: &HashMap<String, u64>) -> String {
-    match split_versioned(reference).and_then(|(prefix, _)| newest.get(prefix).map(|v| (prefix, v)))
-    {
-        Some((prefix, version)) => format!("{prefix}-v{version}"),
-        None => reference.to_string(),
-    }
+    Ok(list.items.into_iter().map(|s| s.metadata).collect())
 }
 
 fn config_map_data(cm: ConfigMap) -> BTreeMap<String, Vec<u8>> {
@@ -119,19 +103,35 @@ fn secret_data(secret: Secret) -> BTreeMap<String, Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// The reconciler (config digest) and the webhook (mounted Secret) must pick the same version
+    /// of the same reference in the same snapshot.
     #[test]
-    fn newest_version_per_exact_prefix() {
-        let newest = newest_by_prefix(["s-v1", "s-v3", "s-v2", "my-s-v9", "plain", "s-v10"]);
-        assert_eq!(newest["s"], 10);
-        assert_eq!(newest["my-s"], 9);
-        assert_eq!(resolve_name("s-v1", &newest), "s-v10");
-        assert_eq!(resolve_name("my-s-v1", &newest), "my-s-v9");
-        assert_eq!(resolve_name("other-v1", &newest), "other-v1");
-        assert_eq!(
-            resolve_name("s", &newest),
-            "s",
-            "bare names are not versioned references"
-        );
+    fn reconciler_and_webhook_pick_the_same_newest_version() {
+        let version = |name: &str,
+                       label: &str|
+         -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            serde_json::from_value(serde_json::json!({"name": name, "labels": {
+                "quarks.cloudfoundry.org/secret-kind": "versionedSecret",
+                "quarks.cloudfoundry.org/secret-version": label}}))
+            .unwrap()
+        };
+        // s-v1 carries a label claiming version 5
+        let snapshot = [version("s-v1", "5"), version("s-v2", "2")];
+        let reconciler = versioned::resolve_reference("s-v1", &snapshot);
+        let mut pod: k8s_openapi::api::core::v1::PodSpec =
+            serde_json::from_value(serde_json::json!({
+                "containers": [{"name": "c"}],
+                "volumes": [{"name": "v", "secret": {"secretName": "s-v1"}}]
+            }))
+            .unwrap();
+        crate::webhook::versioned_refs::point_to_latest(&mut pod, &snapshot);
+        let mounted = pod.volumes.unwrap()[0]
+            .secret
+            .clone()
+            .unwrap()
+            .secret_name
+            .unwrap();
+        assert_eq!(reconciler, mounted, "digest and mount disagree");
     }
 
     #[test]

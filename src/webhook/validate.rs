@@ -8,6 +8,7 @@ use k8s_openapi::api::batch::v1::JobTemplateSpec;
 use serde_json::Value;
 
 use crate::api::QuarksJob;
+use crate::api::labels::{is_reserved_output_key, reserved_output_key_message};
 use crate::kube_rules::{dns_subdomain, qualified_name};
 use crate::names::sanitize_subdomain;
 use crate::versioned;
@@ -98,6 +99,7 @@ pub fn validate(object: &Value) -> Verdict {
                 v.errors
                     .push(format!("spec.output.secretLabels: key {key:?} {e}"));
             }
+            reserved_key(&mut v, "spec.output.secretLabels", key);
         }
         for (container, files) in &output.output_map {
             if !pod.containers.iter().any(|c| &c.name == container) {
@@ -120,10 +122,25 @@ pub fn validate(object: &Value) -> Verdict {
                             .push(format!("{at}: label/annotation key {key:?} {e}"));
                     }
                 }
+                for key in options.secret_labels.keys() {
+                    reserved_key(&mut v, &format!("{at}.secretLabels"), key);
+                }
+                for key in options.secret_annotations.keys() {
+                    reserved_key(&mut v, &format!("{at}.secretAnnotations"), key);
+                }
             }
         }
     }
     v
+}
+
+/// Keys quarks-job sets on output Secrets itself cannot be asked for (see
+/// [`is_reserved_output_key`]).
+fn reserved_key(v: &mut Verdict, at: &str, key: &str) {
+    if is_reserved_output_key(key) {
+        v.errors
+            .push(format!("{at}: {}", reserved_output_key_message(key)));
+    }
 }
 
 fn check_secret_name(v: &mut Verdict, at: &str, name: &str, versioned: bool) {
@@ -294,6 +311,45 @@ mod tests {
             validate(&qjob(good_pod(), Some(out))).errors[0]
                 .starts_with("spec.output.secretLabels")
         );
+    }
+
+    #[test]
+    fn output_keys_under_the_api_group_are_rejected() {
+        // forging secret-kind/secret-version made a fake "latest" version the webhook mounted
+        let out = json!({
+            "secretLabels": {"quarks.cloudfoundry.org/secret-kind": "versionedSecret", "team": "a"},
+            "outputMap": {"jsonout": {"o.json": {"name": "creds",
+                "secretLabels": {"quarks.cloudfoundry.org/secret-version": "99", "sub.quarks.cloudfoundry.org/x": "y"},
+                "secretAnnotations": {"quarks.cloudfoundry.org/source-description": "me"}}}}
+        });
+        let v = validate(&qjob(good_pod(), Some(out)));
+        assert_eq!(v.errors.len(), 4, "{v:?}");
+        assert!(
+            v.errors[0].starts_with(
+                "spec.output.secretLabels: key \"quarks.cloudfoundry.org/secret-kind\" is reserved"
+            ),
+            "{v:?}"
+        );
+        for key in [
+            "quarks.cloudfoundry.org/secret-version",
+            "sub.quarks.cloudfoundry.org/x",
+            "quarks.cloudfoundry.org/source-description",
+        ] {
+            assert!(
+                v.errors
+                    .iter()
+                    .any(|e| e.contains(&format!("{key:?} is reserved"))),
+                "{key}: {v:?}"
+            );
+        }
+        // the keys upstream's quarks-operator put on its QuarksJobs' output stay allowed
+        let out = json!({
+            "secretLabels": {"quarks.cloudfoundry.org/deployment-name": "cf"},
+            "outputMap": {"jsonout": {"o.json": {"name": "creds",
+                "secretLabels": {"quarks.cloudfoundry.org/entanglement": "true", "quarks.cloudfoundry.org/secret-type": "bpm"},
+                "secretAnnotations": {"quarks.cloudfoundry.org/restart-on-update": "true"}}}}
+        });
+        assert_eq!(validate(&qjob(good_pod(), Some(out))), Verdict::default());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Pointing a pod's references to versioned secrets at their newest version: every reference to
 //! `<name>-v<N>` — secret volumes, projected volume sources, `env[].valueFrom.secretKeyRef` and
 //! `envFrom[].secretRef` of init and regular containers — where versions of `<name>` exist, is
-//! rewritten to the newest one. (Upstream skipped init containers and projected volumes.)
+//! rewritten to the newest one, by the rule the reconciler's config digest uses
+//! ([`versioned::newest_for_reference`]). (Upstream skipped init containers and projected
+//! volumes.)
 
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -15,10 +17,7 @@ pub fn point_to_latest(spec: &mut PodSpec, snapshot: &[ObjectMeta]) {
         if kind != RefKind::Secret {
             return;
         }
-        let Some(prefix) = versioned::name_prefix(name) else {
-            return;
-        };
-        if let Some((_, latest)) = versioned::latest(prefix, snapshot)
+        if let Some((_, latest)) = versioned::newest_for_reference(name, snapshot)
             && let Some(latest_name) = latest.name.as_deref()
             && latest_name != name.as_str()
         {

@@ -13,6 +13,7 @@ use crate::support::{
     admin_client, ensure_crd, kubectl, service_account_token, shared, test_namespace,
 };
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -29,6 +30,8 @@ pub struct World {
     pub client: Client,
     pub ns: String,
     pub sa_kubeconfig: PathBuf,
+    /// The persist-output ServiceAccount's token (for kubeconfigs through a proxy).
+    pub token: String,
     pub out: tempfile::TempDir,
 }
 
@@ -72,6 +75,7 @@ pub async fn world(prefix: &str) -> World {
         client,
         ns,
         sa_kubeconfig,
+        token,
         out: tempfile::tempdir().unwrap(),
     }
 }
@@ -133,6 +137,17 @@ impl World {
     }
 
     pub fn command(&self, pod: &str, dir: &Path, extra: &[&str]) -> tokio::process::Command {
+        self.command_with(&self.sa_kubeconfig, pod, dir, extra)
+    }
+
+    /// [`World::command`] with another kubeconfig (e.g. through a faulty proxy).
+    pub fn command_with(
+        &self,
+        kubeconfig: &Path,
+        pod: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_quarks-job"));
         cmd.args(["persist-output", "--output-dir", dir.to_str().unwrap()]);
         if !extra.contains(&"--timeout") {
@@ -141,7 +156,7 @@ impl World {
         cmd.args(extra)
             .env("POD_NAME", pod)
             .env("NAMESPACE", &self.ns)
-            .env("KUBECONFIG", &self.sa_kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("LOG_LEVEL", "info")
             .env_remove("RUST_LOG")
             .stdout(std::process::Stdio::piped())
@@ -151,7 +166,19 @@ impl World {
     }
 
     pub async fn run(&self, pod: &str, dir: &Path, extra: &[&str]) -> Output {
-        let out = tokio::time::timeout(WAIT * 2, self.command(pod, dir, extra).output())
+        self.run_with(&self.sa_kubeconfig, pod, dir, extra).await
+    }
+
+    /// [`World::run`] with another kubeconfig (e.g. through a faulty proxy).
+    pub async fn run_with(
+        &self,
+        kubeconfig: &Path,
+        pod: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Output {
+        let cmd = self.command_with(kubeconfig, pod, dir, extra).output();
+        let out = tokio::time::timeout(WAIT * 2, cmd)
             .await
             .expect("persist-output ended")
             .expect("persist-output ran");
@@ -174,6 +201,24 @@ impl World {
             .into_iter()
             .filter(|s| s.type_.as_deref() == Some("Opaque"))
             .map(|s| s.name_any())
+            .collect()
+    }
+
+    /// The Warning events recorded about the QuarksJob `qjob`, as `(reason, note)`.
+    pub async fn warnings(&self, qjob: &str) -> Vec<(String, String)> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(qjob)
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("QuarksJob")
+            })
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
             .collect()
     }
 

@@ -4,6 +4,7 @@
 
 pub mod controlplane;
 pub mod deployment;
+pub mod faulty_proxy;
 pub mod helm;
 pub mod kubelet;
 pub mod manifests;
