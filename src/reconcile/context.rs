@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -15,7 +16,11 @@ use super::error::{Error, Result};
 use super::mapping;
 use crate::api::QuarksJob;
 use crate::cli::OperatorArgs;
+use crate::lenient::Lenient;
 use crate::metrics::Metrics;
+
+/// A QuarksJob as the controller watches it: read if it can be (see [`crate::lenient`]).
+pub type Watched = Lenient<QuarksJob>;
 
 /// The reconciler's settings.
 #[derive(Clone, Debug)]
@@ -71,14 +76,18 @@ pub struct Context {
     pub config: Config,
     /// Event recorder.
     pub recorder: Recorder,
-    /// Cache of all namespaces (for the monitored check).
-    pub namespaces: Store<Namespace>,
-    failures: Mutex<HashMap<ObjectRef<QuarksJob>, u32>>,
+    /// Cache of the metadata of all namespaces (for the monitored check).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    failures: Mutex<HashMap<ObjectRef<Watched>, u32>>,
 }
 
 impl Context {
     /// A context.
-    pub fn new(client: Client, config: Config, namespaces: Store<Namespace>) -> Context {
+    pub fn new(
+        client: Client,
+        config: Config,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
+    ) -> Context {
         let reporter = Reporter {
             controller: config.reporter.clone(),
             instance: std::env::var("POD_NAME").ok(),
@@ -96,7 +105,7 @@ impl Context {
     pub fn is_monitored(&self, namespace: &str) -> bool {
         self.namespaces
             .get(&ObjectRef::new(namespace))
-            .is_some_and(|ns| mapping::is_monitored(&ns, &self.config.monitored_id))
+            .is_some_and(|ns| mapping::is_monitored(&*ns, &self.config.monitored_id))
     }
 
     /// Run one API call with the `--ctx-timeout` limit; the apiserver's error is returned as is.
@@ -129,7 +138,7 @@ impl Context {
     }
 
     /// One more consecutive failure of `qjob`; returns the count.
-    pub fn failed(&self, qjob: ObjectRef<QuarksJob>) -> u32 {
+    pub fn failed(&self, qjob: ObjectRef<Watched>) -> u32 {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(qjob).or_insert(0);
         *n += 1;
@@ -137,7 +146,7 @@ impl Context {
     }
 
     /// `qjob` reconciled fine.
-    pub fn succeeded(&self, qjob: &ObjectRef<QuarksJob>) {
+    pub fn succeeded(&self, qjob: &ObjectRef<Watched>) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())

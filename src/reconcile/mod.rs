@@ -11,6 +11,7 @@
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
 //! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
 //! | `refs` | resolving references (GETs) | I/O |
+//! | `report` | a failing reconcile shown on the QuarksJob (condition, event) | I/O |
 //! | `run` | the four writes of a run | I/O |
 //! | `cleanup` | succeeded Jobs and their pods | I/O |
 //! | `reconciler` | one reconcile | I/O |
@@ -28,6 +29,7 @@ pub mod mapping;
 pub mod naming;
 mod reconciler;
 mod refs;
+mod report;
 mod run;
 pub mod state;
 pub mod status;
