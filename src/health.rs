@@ -74,8 +74,9 @@ impl Readiness {
         pending(&self.checks.borrow())
     }
 
-    /// The checks that are not ready, each with the reason it is not, if known.
-    fn pending_with_reasons(&self) -> Vec<String> {
+    /// The checks that are not ready, each with the reason it is not, if known
+    /// (`<name> (<reason>)`).
+    pub fn pending_with_reasons(&self) -> Vec<String> {
         self.checks
             .borrow()
             .iter()

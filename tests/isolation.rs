@@ -200,6 +200,12 @@ async fn an_undecodable_quarksjob_never_stops_the_operator() {
     assert!(!c.message.contains(&PLANTED_PORT.to_string()), "{c:?}");
     w.wait_event("bad-here", "InvalidSpec").await;
     assert!(w.jobs_of("bad-here").await.is_empty());
+    let metrics = http_get(&health, "/metrics").unwrap_or_default();
+    let decode_errors = "quarks_job_reconcile_errors_total{error=\"decode\"}";
+    assert!(
+        support::metric(&metrics, decode_errors).is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
     // once: reconciled again without a change of the spec, it is not reported again
     touch_and_wait(&mut op, &client, &w.ns, "bad-here").await;
     assert_eq!(times(&client, &w.ns, "bad-here", "InvalidSpec").await, 1);

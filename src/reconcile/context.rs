@@ -15,7 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::error::{Error, Result};
 use super::mapping;
 use crate::api::QuarksJob;
-use crate::cli::OperatorArgs;
+use crate::cli::{DEFAULT_JOB_HISTORY, OperatorArgs};
 use crate::lenient::Lenient;
 use crate::metrics::Metrics;
 
@@ -34,6 +34,9 @@ pub struct Config {
     /// Minimum time between a Job and a config-change re-run of the same QuarksJob
     /// (`--meltdown-duration`).
     pub meltdown: Duration,
+    /// Per QuarksJob, at most this many pods kept of succeeded Jobs, and this many failed Jobs,
+    /// are kept; the oldest are deleted first (`--job-history`; 0 keeps all).
+    pub job_history: usize,
     /// `reportingController` of the events.
     pub reporter: String,
     /// Where reconciles and Job transitions are counted (a registry of its own by default; the
@@ -42,13 +45,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a monitored id (upstream defaults: 1 worker, 300 s, 60 s).
+    /// Defaults for a monitored id (upstream defaults: 1 worker, 300 s, 60 s; a job history
+    /// of [`DEFAULT_JOB_HISTORY`]).
     pub fn new(monitored_id: impl Into<String>) -> Config {
         Config {
             monitored_id: monitored_id.into(),
             max_workers: 1,
             ctx_timeout: Duration::from_secs(300),
             meltdown: Duration::from_secs(60),
+            job_history: DEFAULT_JOB_HISTORY as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }
@@ -62,6 +67,7 @@ impl From<&OperatorArgs> for Config {
             max_workers: args.max_workers,
             ctx_timeout: Duration::from_secs(args.ctx_timeout),
             meltdown: Duration::from_secs(args.meltdown_duration),
+            job_history: args.job_history as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }

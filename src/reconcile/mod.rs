@@ -7,6 +7,7 @@
 //! | [`naming`] | deterministic Job names, versioned names | pure |
 //! | [`job`] | building the Job, reading its outcome | pure |
 //! | [`status`] | conditions | pure |
+//! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
 //! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
@@ -24,6 +25,7 @@ mod controller;
 pub mod digest;
 mod error;
 pub mod events;
+pub mod history;
 pub mod job;
 pub mod mapping;
 pub mod naming;

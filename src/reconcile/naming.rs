@@ -43,6 +43,13 @@ pub fn job_name(name: &str, uid: &str, run: i64) -> String {
     format!("{cut}-{:016x}", fnv1a64(format!("{uid}/{run}").as_bytes()))
 }
 
+/// The run (1 to `last_run`) whose Job of the QuarksJob `name` with uid `uid` is called `job`.
+pub fn run_of(job: &str, name: &str, uid: &str, last_run: i64) -> Option<i64> {
+    (1..=last_run)
+        .rev()
+        .find(|&run| job_name(name, uid, run) == job)
+}
+
 fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
@@ -85,6 +92,15 @@ mod tests {
             hex.bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
+    }
+
+    #[test]
+    fn the_run_of_a_job_is_found_from_its_name() {
+        let job = job_name("myjob", "uid-1", 7);
+        assert_eq!(run_of(&job, "myjob", "uid-1", 9), Some(7));
+        assert_eq!(run_of(&job, "myjob", "uid-1", 6), None, "not yet run");
+        assert_eq!(run_of(&job, "myjob", "uid-2", 9), None, "another QuarksJob");
+        assert_eq!(run_of("myjob-abc", "myjob", "uid-1", 9), None);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::debug;
 
-use super::cleanup::cleanup_succeeded;
+use super::cleanup::{cleanup_succeeded, prune_history};
 use super::context::{Context, Watched};
 use super::digest::{Resolved, config_digest, missing};
 use super::error::{Error, Result, backoff};
@@ -81,6 +81,8 @@ pub async fn reconcile(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
         Err(e) => {
             report::failure(&ctx, &subject, &e).await;
             if e.is_permanent() {
+                // (counted here: `error_policy` sees retried failures only)
+                ctx.config.metrics.reconcile.failed(e.metric_label());
                 ctx.succeeded(&ObjectRef::from_obj(&*obj));
                 return Ok(Action::await_change());
             }
@@ -215,6 +217,8 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
         for job in &jobs {
             track_job(t, &mut st, job, generation, now).await?;
         }
+        let last = st.last_job_name.as_deref();
+        prune_history(ctx, &t.owner(), &t.regarding, &jobs, last, st.created_run).await?;
         if let Some(last) = st.last_job_name.clone() {
             let present = jobs.iter().any(|j| j.name_any() == last)
                 || created_now.as_deref() == Some(last.as_str());

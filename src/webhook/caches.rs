@@ -269,3 +269,29 @@ impl Problems {
         self.readiness.set_reason(self.check, why);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_the_caches_are_not_filled_is_the_readiness_reason() {
+        let readiness = Readiness::default();
+        readiness.register("caches");
+        let problems = Problems::new(readiness.clone(), "caches");
+        problems.record("QuarksJobs", Some("forbidden".into()));
+        problems.record("namespaces", Some("timed out".into()));
+        assert_eq!(
+            readiness.pending_with_reasons(),
+            ["caches (QuarksJobs: forbidden; namespaces: timed out)"]
+        );
+        problems.record("namespaces", None);
+        problems.record("QuarksJobs", Some("forbidden".into()));
+        assert_eq!(
+            readiness.pending_with_reasons(),
+            ["caches (QuarksJobs: forbidden)"]
+        );
+        problems.record("QuarksJobs", None);
+        assert_eq!(readiness.pending_with_reasons(), ["caches"]);
+    }
+}
