@@ -7,61 +7,17 @@
 mod reconcile_helpers;
 mod support;
 
-use std::time::Duration;
-
 use kube::ResourceExt;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::ApiResource;
-use quarks_job::api::QuarksJob;
-use quarks_job::reconcile::status;
-use reconcile_helpers::{World, condition, qjob};
+use kube::api::{Patch, PatchParams};
+use reconcile_helpers::{World, qjob};
 use serde_json::{Value, json};
-use support::process::{Operator, Running};
-
-/// The operator's wait.
-const WAIT: Duration = Duration::from_secs(60);
-
-/// Wait until the QuarksJob `name` has condition `Reconciled` with `status`; panic with the
-/// operator's log after [`WAIT`].
-async fn reconciled(
-    op: &Running,
-    w: &World,
-    name: &str,
-    status: &str,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let q = w.get(name).await;
-        if let Some(c) = condition(&q, status::RECONCILED).filter(|c| c.status == status) {
-            return c;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name}: no Reconciled={status} in {:?}:\n{}",
-            q.status,
-            op.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use support::process::Operator;
 
 /// Create `object` unchecked by the Rust types; the apiserver's (or webhook's) refusal as text.
 async fn create_raw(w: &World, object: Value) -> Result<(), String> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        w.client.clone(),
-        &w.ns,
-        &ApiResource::erase::<QuarksJob>(&()),
-    );
-    let mut object = object;
-    object["apiVersion"] = json!("quarks.cloudfoundry.org/v1alpha1");
-    object["kind"] = json!("QuarksJob");
-    api.create(
-        &PostParams::default(),
-        &serde_json::from_value(object).unwrap(),
-    )
-    .await
-    .map(drop)
-    .map_err(|e| e.to_string())
+    reconcile_helpers::create_raw(&w.client, &w.ns, object)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,7 +37,7 @@ async fn bad_quarksjobs_are_refused_at_the_door_and_shown_if_they_got_in() {
     let op = launch.start();
 
     // shown on the objects, naming the limit / the apiserver's answer
-    let c = reconciled(&op, &w, &long, "False").await;
+    let c = w.wait_reconciled(&op, &long, "False").await;
     assert_eq!(c.reason, "InvalidName", "{c:?}");
     assert!(
         c.message.contains("(65 characters)")
@@ -92,7 +48,7 @@ async fn bad_quarksjobs_are_refused_at_the_door_and_shown_if_they_got_in() {
     w.wait_event(&long, "InvalidName").await;
     // (the run's first spec write, `now` → `manual`, is refused by the validating webhook, which
     // checks updates too)
-    let c = reconciled(&op, &w, "always", "False").await;
+    let c = w.wait_reconciled(&op, "always", "False").await;
     assert_eq!(c.reason, "ApiError", "{c:?}");
     assert!(
         c.message.contains("set 'trigger.strategy=manual'")
@@ -111,7 +67,7 @@ async fn bad_quarksjobs_are_refused_at_the_door_and_shown_if_they_got_in() {
         .await
         .expect("the fix passes the webhook");
     w.wait_jobs("always", 1).await;
-    let c = reconciled(&op, &w, "always", "True").await;
+    let c = w.wait_reconciled(&op, "always", "True").await;
     assert_eq!(c.reason, "Reconciled");
 
     // at the door: refused, naming the limit

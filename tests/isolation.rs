@@ -13,13 +13,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::ApiResource;
-use quarks_job::api::{QuarksJob, QuarksJobStatus};
-use quarks_job::reconcile::status;
-use reconcile_helpers::{WAIT, World, qjob};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use reconcile_helpers::{WAIT, World, create_raw, qjob, raw_qjobs};
 use serde_json::{Value, json};
-use support::eventually;
 use support::process::{Operator, Running, http_get};
 
 /// Planted into the bad objects: neither may ever appear in the operator's log.
@@ -29,8 +25,6 @@ const PLANTED_PORT: i64 = 8_080_737_373;
 /// is schemaless) and whose second carries `secret`.
 fn undecodable(name: &str, secret: &str) -> Value {
     json!({
-        "apiVersion": "quarks.cloudfoundry.org/v1alpha1",
-        "kind": "QuarksJob",
         "metadata": {"name": name},
         "spec": {"trigger": {"strategy": "now"}, "template": {"spec": {"backoffLimit": 0, "template": {"spec": {
             "restartPolicy": "Never",
@@ -40,19 +34,6 @@ fn undecodable(name: &str, secret: &str) -> Value {
             ]}]
         }}}}}
     })
-}
-
-fn raw_qjobs(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<QuarksJob>(&()))
-}
-
-/// Create `object` as raw JSON, unchecked by the Rust types (as `kubectl create --raw`).
-async fn create_raw(client: &kube::Client, ns: &str, object: Value) -> Result<(), kube::Error> {
-    let obj: DynamicObject = serde_json::from_value(object).unwrap();
-    raw_qjobs(client, ns)
-        .create(&PostParams::default(), &obj)
-        .await
-        .map(drop)
 }
 
 /// Events about `name` in `ns` with `reason`.
@@ -123,34 +104,6 @@ async fn assert_job_pod_mutated(w: &World, name: &str) {
     );
 }
 
-/// Wait until the QuarksJob `name` has condition `Reconciled` with `status`; panic with the
-/// operator's log after [`WAIT`].
-async fn reconciled_condition(
-    op: &Running,
-    w: &World,
-    name: &str,
-    status: &str,
-) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        // (read raw: the typed client cannot read the bad ones)
-        let raw = raw_qjobs(&w.client, &w.ns).get(name).await.unwrap();
-        let st: QuarksJobStatus =
-            serde_json::from_value(raw.data["status"].clone()).unwrap_or_default();
-        if let Some(c) =
-            status::get(&st.conditions, status::RECONCILED).filter(|c| c.status == status)
-        {
-            return c.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name}: no Reconciled={status} in {st:?}:\n{}",
-            op.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn assert_ready(health: &str) {
     let ready = http_get(health, "/readyz").unwrap_or_default();
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
@@ -188,7 +141,7 @@ async fn an_undecodable_quarksjob_never_stops_the_operator() {
 
     // the bad one in the monitored namespace is reported on the object, with the place and the
     // kind of the mistake but not the value
-    let c = reconciled_condition(&op, &w, "bad-here", "False").await;
+    let c = w.wait_reconciled(&op, "bad-here", "False").await;
     assert_eq!(c.reason, "InvalidSpec", "{c:?}");
     assert!(
         c.message
@@ -229,15 +182,12 @@ async fn an_undecodable_quarksjob_never_stops_the_operator() {
     // the bad one in the unlabelled namespace is not the operator's business
     let stray_q = raw_qjobs(&client, &stray).get("bad-stray").await.unwrap();
     assert!(stray_q.data.get("status").is_none(), "{stray_q:?}");
-    eventually(WAIT, "no events in the unlabelled namespace", || async {
-        Api::<Event>::namespaced(client.clone(), &stray)
-            .list(&ListParams::default())
-            .await
-            .unwrap()
-            .items
-            .is_empty()
-    })
-    .await;
+    let events = Api::<Event>::namespaced(client.clone(), &stray)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(events.is_empty(), "{events:?}");
 
     let (status, log2) = op.stop();
     assert!(status.success(), "exit {status:?}\n{log2}");
