@@ -207,6 +207,12 @@ async fn an_undecodable_quarksjob_never_stops_the_operator() {
             .count()
     };
     assert_eq!((warned(&log1), warned(&log2)), (1, 0), "{log1}\n{log2}");
+    // the unlabelled one: one debug line per run, from the webhook's cache, naming it
+    let named = |log: &str| {
+        let about = format!("QuarksJob '{stray}/bad-stray' cannot be read (spec.template.");
+        log.lines().filter(|l| l.contains(&about)).count()
+    };
+    assert_eq!((named(&log1), named(&log2)), (1, 1), "{log1}\n{log2}");
     support::delete_namespace(&client, &stray).await;
     w.cleanup().await;
 }
