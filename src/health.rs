@@ -1,6 +1,7 @@
 //! Health endpoints on a plain-HTTP port, for probes: `/healthz` answers while the process
 //! serves; `/readyz` only once every registered readiness check passed (e.g. caches synced, a
-//! certificate loaded), and names the ones still pending otherwise. The same port serves the
+//! certificate loaded), and names the ones still pending otherwise, with the reason where one is
+//! known (e.g. why a cache cannot be filled). The same port serves the
 //! Prometheus metrics at `/metrics` (OpenMetrics text, see [`crate::metrics`]).
 
 use std::collections::BTreeMap;
@@ -22,7 +23,14 @@ use crate::metrics::{self, Metrics};
 /// webhook that mutates their pods is registered and serving).
 #[derive(Clone, Debug)]
 pub struct Readiness {
-    checks: Arc<watch::Sender<BTreeMap<String, bool>>>,
+    checks: Arc<watch::Sender<BTreeMap<String, Check>>>,
+}
+
+/// One readiness check: ready or not, and why not (if known).
+#[derive(Clone, Debug, Default)]
+struct Check {
+    ready: bool,
+    why: Option<String>,
 }
 
 impl Default for Readiness {
@@ -37,20 +45,47 @@ impl Readiness {
     /// Add a check that is not ready yet.
     pub fn register(&self, name: &str) {
         self.checks.send_modify(|checks| {
-            checks.entry(name.to_string()).or_insert(false);
+            checks.entry(name.to_string()).or_default();
         });
     }
 
     /// Mark a check ready or not ready (registering it if needed).
     pub fn set(&self, name: &str, ready: bool) {
         self.checks.send_modify(|checks| {
-            checks.insert(name.to_string(), ready);
+            checks.insert(name.to_string(), Check { ready, why: None });
+        });
+    }
+
+    /// Say why the check `name` is not ready yet (`/readyz` shows it), or clear the reason
+    /// (`None`). A check that is ready stays ready.
+    pub fn set_reason(&self, name: &str, why: Option<String>) {
+        self.checks.send_if_modified(|checks| {
+            let check = checks.entry(name.to_string()).or_default();
+            if check.ready || check.why == why {
+                return false;
+            }
+            check.why = why;
+            true
         });
     }
 
     /// The checks that are not ready.
     pub fn pending(&self) -> Vec<String> {
         pending(&self.checks.borrow())
+    }
+
+    /// The checks that are not ready, each with the reason it is not, if known
+    /// (`<name> (<reason>)`).
+    pub fn pending_with_reasons(&self) -> Vec<String> {
+        self.checks
+            .borrow()
+            .iter()
+            .filter(|(_, check)| !check.ready)
+            .map(|(name, check)| match &check.why {
+                Some(why) => format!("{name} ({why})"),
+                None => name.clone(),
+            })
+            .collect()
     }
 
     /// Ready when no check is pending.
@@ -66,10 +101,10 @@ impl Readiness {
     }
 }
 
-fn pending(checks: &BTreeMap<String, bool>) -> Vec<String> {
+fn pending(checks: &BTreeMap<String, Check>) -> Vec<String> {
     checks
         .iter()
-        .filter(|(_, ready)| !**ready)
+        .filter(|(_, check)| !check.ready)
         .map(|(name, _)| name.clone())
         .collect()
 }
@@ -87,7 +122,7 @@ pub fn router(readiness: Readiness, metrics: Metrics) -> Router {
 }
 
 async fn readyz(State(readiness): State<Readiness>) -> (StatusCode, String) {
-    let pending = readiness.pending();
+    let pending = readiness.pending_with_reasons();
     if pending.is_empty() {
         (StatusCode::OK, "ok".into())
     } else {
@@ -158,11 +193,24 @@ mod tests {
                 "not ready: pod cache".into()
             )
         );
+        readiness.set_reason("pod cache", Some("cannot list pods: forbidden".into()));
+        assert_eq!(
+            get_path(&app, "/readyz").await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: pod cache (cannot list pods: forbidden)".into()
+            )
+        );
+        readiness.set_reason("pod cache", None);
+        assert_eq!(readiness.pending_with_reasons(), ["pod cache"]);
         readiness.set("pod cache", true);
         assert_eq!(
             get_path(&app, "/readyz").await,
             (StatusCode::OK, "ok".into())
         );
+        // a reason does not make a ready check pending again
+        readiness.set_reason("pod cache", Some("watch failed".into()));
+        assert!(readiness.is_ready());
         // registering again does not reset a ready check
         readiness.register("pod cache");
         assert!(readiness.is_ready());

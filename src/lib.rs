@@ -8,6 +8,7 @@ pub mod error;
 pub mod health;
 pub mod kube_rules;
 pub mod leader;
+pub mod lenient;
 pub mod metrics;
 pub mod names;
 pub mod operator;

@@ -4,13 +4,19 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogArgs, LogFormat};
 
+/// kube-client logs the whole body of a response it cannot decode at WARN, which would write
+/// object contents (specs, env values, Secret data) into the log: its client module logs errors
+/// only. (The operator reads what it cannot trust leniently, see [`crate::lenient`]; this is the
+/// second line of defence.)
+const NO_BODIES: &str = "kube_client::client=error";
+
 /// The filter for a `--log-level`: the level applies to quarks-job itself; libraries log at
-/// `info` at most, so `debug` does not drown the operator's lines in HTTP chatter. `RUST_LOG`,
-/// when set, replaces it.
+/// `info` at most, so `debug` does not drown the operator's lines in HTTP chatter, and never log
+/// response bodies ([`NO_BODIES`]). `RUST_LOG`, when set, replaces it.
 pub fn filter_directives(level: &str) -> String {
     match level {
-        "trace" | "debug" => format!("info,quarks_job={level}"),
-        other => other.to_string(),
+        "trace" | "debug" => format!("info,quarks_job={level},{NO_BODIES}"),
+        other => format!("{other},{NO_BODIES}"),
     }
 }
 
@@ -37,9 +43,15 @@ mod tests {
 
     #[test]
     fn library_noise_is_capped_at_info() {
-        assert_eq!(filter_directives("debug"), "info,quarks_job=debug");
-        assert_eq!(filter_directives("trace"), "info,quarks_job=trace");
-        assert_eq!(filter_directives("warn"), "warn");
+        assert_eq!(
+            filter_directives("debug"),
+            "info,quarks_job=debug,kube_client::client=error"
+        );
+        assert_eq!(
+            filter_directives("trace"),
+            "info,quarks_job=trace,kube_client::client=error"
+        );
+        assert_eq!(filter_directives("warn"), "warn,kube_client::client=error");
         for level in ["trace", "debug", "info", "warn", "error"] {
             assert!(EnvFilter::try_new(filter_directives(level)).is_ok());
         }

@@ -20,7 +20,7 @@ fn chart_file(file: &str) -> Value {
 /// management, an existing service account, scheduling, retention, JSON logs.
 const NOTABLE: &[&str] = &[
     "--set",
-    "applyCRD=false,logFormat=json,logLevel=info,maxWorkers=4,versionedSecretHistory=3",
+    "applyCRD=false,logFormat=json,logLevel=info,maxWorkers=4,versionedSecretHistory=3,jobHistory=7",
     "--set",
     "serviceAccount.create=false,serviceAccount.name=my-operator",
     "--set",
@@ -108,6 +108,7 @@ fn bad_values_are_rejected_naming_the_value() {
     };
     assert!(render("logLevel=verbose").contains("logLevel"));
     assert!(render("maxWorkers=0").contains("maxWorkers"));
+    assert!(render("jobHistory=-1").contains("jobHistory"));
     assert!(render("global.image.pullPolicy=Sometimes").contains("pullPolicy"));
     let e = render("global.image.credentials.username=u,global.image.credentials.servername=r");
     assert!(e.contains("global.image.credentials.password"), "{e}");
@@ -125,6 +126,11 @@ fn default_values_render_a_consistent_operator_with_upstream_names() {
     assert_eq!(env_value(c, "MONITORED_ID").as_deref(), Some("quarks-job"));
     assert_eq!(env_value(c, "APPLY_CRD").as_deref(), Some("true"));
     assert_eq!(env_value(c, "CTX_TIMEOUT").as_deref(), Some("30"));
+    // the binary's default history
+    assert_eq!(
+        env_value(c, "JOB_HISTORY"),
+        Some(quarks_job::cli::DEFAULT_JOB_HISTORY.to_string())
+    );
     assert_eq!(
         env_value(c, "WEBHOOK_CERT_SECRET").as_deref(),
         Some("quarks-job-webhook-cert")
@@ -190,6 +196,7 @@ fn notable_values_reach_the_operator() {
     assert_eq!(env("LOG_FORMAT").as_deref(), Some("json"));
     assert_eq!(env("MAX_WORKERS").as_deref(), Some("4"));
     assert_eq!(env("VERSIONED_SECRET_HISTORY").as_deref(), Some("3"));
+    assert_eq!(env("JOB_HISTORY").as_deref(), Some("7"));
     assert_eq!(env("MONITORED_ID").as_deref(), Some("blue"));
     assert_eq!(env("DOCKER_IMAGE_TAG").as_deref(), Some("1.2.3"));
     assert_eq!(

@@ -1,6 +1,7 @@
 //! The operator binary against its own fresh control plane (no CRD installed yet): it checks the
 //! kubeconfig, announces its monitored id, applies the CRD when asked and waits until it is
-//! Established, and shuts down cleanly on SIGTERM.
+//! Established (without it, `/readyz` says why the webhook caches cannot be filled), and shuts
+//! down cleanly on SIGTERM.
 
 mod support;
 
@@ -9,20 +10,26 @@ use std::time::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use quarks_job::api::CRD_NAME;
-use support::process::{Running, quarks_job};
+use support::process::{Running, http_get, quarks_job};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The binary with free ports for the webhook and the health endpoints.
 fn operator() -> std::process::Command {
+    operator_with_health().0
+}
+
+/// [`operator`], and the address of its health port.
+fn operator_with_health() -> (std::process::Command, String) {
     let mut cmd = quarks_job();
+    let health = support::free_port();
     cmd.args([
         "--webhook-server-port",
         &support::free_port(),
         "--health-port",
-        &support::free_port(),
+        &health,
     ]);
-    cmd
+    (cmd, format!("127.0.0.1:{health}"))
 }
 
 fn established(crd: &CustomResourceDefinition) -> bool {
@@ -46,7 +53,7 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
     );
 
     // APPLY_CRD=false and MONITORED_ID from the environment
-    let mut cmd = operator();
+    let (mut cmd, health) = operator_with_health();
     cmd.arg("--kubeconfig")
         .arg(&cp.kubeconfig)
         .env("APPLY_CRD", "false")
@@ -68,6 +75,14 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
     assert!(!log.contains("Applying CRDs..."), "{log}");
     // without the CRD the reconciler waits for it instead of failing
     op.wait_for_log("Cannot list QuarksJobs yet", WAIT);
+    // and /readyz says which cache cannot be filled, and why
+    support::eventually(WAIT, "/readyz naming the QuarksJob cache", || async {
+        http_get(&health, "/readyz").is_some_and(|r| {
+            r.starts_with("HTTP/1.1 503")
+                && r.contains("webhook caches (QuarksJobs: failed to perform initial object list")
+        })
+    })
+    .await;
     assert!(
         crds.get_opt(CRD_NAME).await.unwrap().is_none(),
         "--apply-crd=false must not apply the CRD"

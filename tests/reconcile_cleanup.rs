@@ -1,6 +1,7 @@
 //! Completion against the real control plane: succeeded Jobs are deleted (pods kept and owned by
-//! the QuarksJob, or deleted with `delete: pod`), failed Jobs are kept and reported, and
-//! everything goes with the QuarksJob.
+//! the QuarksJob, or deleted with `delete: pod`), failed Jobs are kept and reported, at most
+//! `--job-history` of each kept per QuarksJob (oldest deleted first), and everything goes with
+//! the QuarksJob.
 
 mod reconcile_helpers;
 mod support;
@@ -224,5 +225,83 @@ async fn a_running_job_deleted_by_someone_else_is_reported() {
         .wait_qjob("vanishing", "not running", |q| !is_true(q, RUNNING))
         .await;
     assert_eq!(condition(&q, RUNNING).unwrap().reason, "JobNotFound");
+    w.cleanup().await;
+}
+
+/// Run the QuarksJob `name` (strategy `now` already set for the first run) and finish its Job's
+/// pod with `exit_code`; return the Job's name and the pod's.
+async fn run_once(w: &World, name: &str, seen: &[String], exit_code: i32) -> (String, String) {
+    if !seen.is_empty() {
+        w.set_strategy(name, Strategy::Now).await;
+    }
+    let job = support::eventually_some(WAIT, &format!("a new Job of {name}"), || async {
+        w.jobs_of(name)
+            .await
+            .into_iter()
+            .map(|j| j.name_any())
+            .find(|j| !seen.contains(j))
+    })
+    .await;
+    let pod = w.finish_job(&job, exit_code).await.name_any();
+    if exit_code == 0 {
+        w.wait_job_gone(&job).await;
+    } else {
+        w.wait_qjob(name, "its last Job failed", |q| {
+            is_true(q, FAILED) && condition(q, FAILED).is_some_and(|c| c.message.contains(&job))
+        })
+        .await;
+    }
+    (job, pod)
+}
+
+#[tokio::test]
+async fn only_the_newest_failed_jobs_and_kept_pods_stay() {
+    let w = World::new("history").await;
+    let mut config = w.config();
+    config.job_history = 2;
+    let _op = reconcile_helpers::Operator::start(w.client.clone(), config);
+
+    w.create(qjob("fails", "now", json!({}))).await;
+    let mut failed = Vec::new();
+    for _ in 0..3 {
+        let (job, _) = run_once(&w, "fails", &failed, 1).await;
+        failed.push(job);
+    }
+    eventually(WAIT, "the oldest failed Job deleted", || async {
+        let mut left = support::names(&w.jobs_of("fails").await);
+        left.sort();
+        let mut want = failed[1..].to_vec();
+        want.sort();
+        left == want
+    })
+    .await;
+
+    w.create(qjob("succeeds", "now", json!({}))).await;
+    let (mut jobs, mut kept) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (job, pod) = run_once(&w, "succeeds", &jobs, 0).await;
+        jobs.push(job);
+        kept.push(pod);
+    }
+    eventually(WAIT, "the oldest kept pod deleted", || async {
+        let pods = w
+            .pods()
+            .list(&ListParams::default().labels("quarks.cloudfoundry.org/qjob-name=succeeds"))
+            .await
+            .unwrap()
+            .items;
+        let mut left: Vec<String> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| p.name_any())
+            .collect();
+        left.sort();
+        let mut want = kept[1..].to_vec();
+        want.sort();
+        left == want
+    })
+    .await;
+    // the two newest failed Jobs are still there
+    assert_eq!(w.jobs_of("fails").await.len(), 2);
     w.cleanup().await;
 }

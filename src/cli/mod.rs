@@ -15,6 +15,7 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_IMAGE_PULL_SECRETS",
     "DOCKER_IMAGE_REPOSITORY",
     "DOCKER_IMAGE_TAG",
+    "JOB_HISTORY",
     "KUBECONFIG",
     "LOG_LEVEL",
     "LOG_FORMAT",
@@ -38,6 +39,9 @@ pub const ENV_VARS: &[&str] = &[
     "LEADER_ELECTION_RETRY_PERIOD",
     "POD_NAME",
 ];
+
+/// The default of `--job-history`.
+pub const DEFAULT_JOB_HISTORY: u32 = 5;
 
 /// The environment variables `persist-output` reads besides [`ENV_VARS`].
 pub const PERSIST_OUTPUT_ENV_VARS: &[&str] =
@@ -192,6 +196,11 @@ pub struct OperatorArgs {
     #[arg(short = 't', long, env = "DOCKER_IMAGE_TAG", hide_env = true, default_value = VERSION,
           value_parser = non_empty("DOCKER_IMAGE_TAG"))]
     pub docker_image_tag: String,
+
+    /// (JOB_HISTORY) Per QuarksJob, the pods of succeeded Jobs and the failed Jobs kept, at most this many each (the oldest are deleted first); 0 keeps all
+    #[arg(long, env = "JOB_HISTORY", hide_env = true,
+          default_value_t = DEFAULT_JOB_HISTORY)]
+    pub job_history: u32,
 
     /// (MAX_WORKERS) Maximum number of workers concurrently running the controller
     #[arg(long, env = "MAX_WORKERS", hide_env = true, default_value_t = 1,

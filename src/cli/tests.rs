@@ -32,6 +32,9 @@ fn upstream_defaults() {
     assert_eq!(cli.operator.monitored_id, "x");
     assert_eq!(cli.operator.operator_image(), "org/repo:1.2.3");
     assert!(cli.command.is_none());
+    assert_eq!(cli.operator.job_history, DEFAULT_JOB_HISTORY);
+    let cli = parse(&["--job-history", "0"]).unwrap();
+    assert_eq!(cli.operator.job_history, 0, "0 keeps all");
 }
 
 #[test]
@@ -45,6 +48,7 @@ fn bad_values_are_usage_errors() {
     for args in [
         &["--max-workers", "0"][..],
         &["--max-workers", "many"],
+        &["--job-history", "-1"],
         &["--ctx-timeout", "-1"],
         &["--log-level", "loud"],
         &["--docker-image-pull-policy", "Sometimes"],

@@ -11,9 +11,14 @@
 //!   collector then deletes what still depends on the Job only: a pod that has the QuarksJob as
 //!   owner is not a dependent of the Job any more, and a pod that was somehow missed is deleted
 //!   rather than leaked. Kept pods go when the QuarksJob is deleted.
+//!
+//! Failed Jobs are kept for inspection (their pods with them). Of both, a QuarksJob keeps at
+//! most `--job-history` (failed Jobs, and kept pods); the oldest are deleted first
+//! ([`super::history`]), never the Job of the last run.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
@@ -21,7 +26,10 @@ use serde_json::json;
 use super::context::{Context, is_not_found, kube_error};
 use super::error::Result;
 use super::events::{self, publish};
-use super::job::{Owner, deletes_pods, owner_reference};
+use super::history::{Leftover, beyond};
+use super::job::{JobPhase, Owner, deletes_pods, owner_reference, phase};
+use super::naming::run_of;
+use crate::api::labels::LABEL_QJOB_NAME;
 
 /// Delete the pods of `job` or re-own them to the QuarksJob, then delete `job`. Returns whether
 /// this call deleted the Job (false when it was gone already).
@@ -119,6 +127,90 @@ pub async fn cleanup_succeeded(
         jobs.delete(&job_name, &dp),
     )
     .await
+}
+
+/// The label the job controller puts on the pods of a Job: the Job's name.
+const JOB_NAME_LABEL: &str = "job-name";
+
+/// Delete the failed Jobs (of `jobs`, the QuarksJob's) and the kept pods beyond the newest
+/// `--job-history` of each, oldest first; never the Job `last_job`. `last_run` is the newest run.
+pub async fn prune_history(
+    ctx: &Context,
+    owner: &Owner<'_>,
+    regarding: &ObjectReference,
+    jobs: &[Job],
+    last_job: Option<&str>,
+    last_run: i64,
+) -> Result<()> {
+    let keep = ctx.config.job_history;
+    if keep == 0 {
+        return Ok(());
+    }
+    let object = format!("{}/{}", owner.namespace, owner.name);
+    let leftover = |meta: &ObjectMeta, job: &str| Leftover {
+        name: meta.name.clone().unwrap_or_default(),
+        run: run_of(job, owner.name, owner.uid, last_run),
+        created: meta.creation_timestamp.as_ref().map(|t| t.0),
+    };
+    let failed = jobs
+        .iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_none())
+        .filter(|j| matches!(phase(j), JobPhase::Failed { .. }))
+        .map(|j| leftover(&j.metadata, &j.name_any()))
+        .collect();
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), owner.namespace);
+    for job in beyond(failed, keep) {
+        if Some(job.as_str()) == last_job {
+            continue;
+        }
+        announced_delete(
+            ctx,
+            &object,
+            regarding,
+            (events::DELETING_JOB, "DeleteJob"),
+            &format!(
+                "failed job '{}/{job}' (more than {keep} failed jobs)",
+                owner.namespace
+            ),
+            &format!("delete Job '{job}'"),
+            api.delete(&job, &DeleteParams::background()),
+        )
+        .await?;
+    }
+
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), owner.namespace);
+    let lp = ListParams::default().labels(&format!("{LABEL_QJOB_NAME}={}", owner.name));
+    let list = ctx.api(&object, "list kept pods", pods.list(&lp)).await?;
+    let kept = list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && r.uid == owner.uid)
+        })
+        .map(|p| {
+            let job = p.labels().get(JOB_NAME_LABEL).cloned().unwrap_or_default();
+            leftover(&p.metadata, &job)
+        })
+        .collect();
+    for pod in beyond(kept, keep) {
+        announced_delete(
+            ctx,
+            &object,
+            regarding,
+            (events::DELETING_JOBS_POD, "DeletePod"),
+            &format!(
+                "kept pod '{}/{pod}' (more than {keep} kept pods)",
+                owner.namespace
+            ),
+            &format!("delete pod '{pod}'"),
+            pods.delete(&pod, &DeleteParams::background()),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Announce the deletion of `what` with a Normal event (`reason`, `event_action`), run

@@ -8,14 +8,19 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::error::{Error, Result};
 use super::mapping;
 use crate::api::QuarksJob;
-use crate::cli::OperatorArgs;
+use crate::cli::{DEFAULT_JOB_HISTORY, OperatorArgs};
+use crate::lenient::Lenient;
 use crate::metrics::Metrics;
+
+/// A QuarksJob as the controller watches it: read if it can be (see [`crate::lenient`]).
+pub type Watched = Lenient<QuarksJob>;
 
 /// The reconciler's settings.
 #[derive(Clone, Debug)]
@@ -29,6 +34,9 @@ pub struct Config {
     /// Minimum time between a Job and a config-change re-run of the same QuarksJob
     /// (`--meltdown-duration`).
     pub meltdown: Duration,
+    /// Per QuarksJob, at most this many pods kept of succeeded Jobs, and this many failed Jobs,
+    /// are kept; the oldest are deleted first (`--job-history`; 0 keeps all).
+    pub job_history: usize,
     /// `reportingController` of the events.
     pub reporter: String,
     /// Where reconciles and Job transitions are counted (a registry of its own by default; the
@@ -37,13 +45,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a monitored id (upstream defaults: 1 worker, 300 s, 60 s).
+    /// Defaults for a monitored id (upstream defaults: 1 worker, 300 s, 60 s; a job history
+    /// of [`DEFAULT_JOB_HISTORY`]).
     pub fn new(monitored_id: impl Into<String>) -> Config {
         Config {
             monitored_id: monitored_id.into(),
             max_workers: 1,
             ctx_timeout: Duration::from_secs(300),
             meltdown: Duration::from_secs(60),
+            job_history: DEFAULT_JOB_HISTORY as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }
@@ -57,6 +67,7 @@ impl From<&OperatorArgs> for Config {
             max_workers: args.max_workers,
             ctx_timeout: Duration::from_secs(args.ctx_timeout),
             meltdown: Duration::from_secs(args.meltdown_duration),
+            job_history: args.job_history as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }
@@ -71,14 +82,18 @@ pub struct Context {
     pub config: Config,
     /// Event recorder.
     pub recorder: Recorder,
-    /// Cache of all namespaces (for the monitored check).
-    pub namespaces: Store<Namespace>,
-    failures: Mutex<HashMap<ObjectRef<QuarksJob>, u32>>,
+    /// Cache of the metadata of all namespaces (for the monitored check).
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    failures: Mutex<HashMap<ObjectRef<Watched>, u32>>,
 }
 
 impl Context {
     /// A context.
-    pub fn new(client: Client, config: Config, namespaces: Store<Namespace>) -> Context {
+    pub fn new(
+        client: Client,
+        config: Config,
+        namespaces: Store<PartialObjectMeta<Namespace>>,
+    ) -> Context {
         let reporter = Reporter {
             controller: config.reporter.clone(),
             instance: std::env::var("POD_NAME").ok(),
@@ -96,7 +111,7 @@ impl Context {
     pub fn is_monitored(&self, namespace: &str) -> bool {
         self.namespaces
             .get(&ObjectRef::new(namespace))
-            .is_some_and(|ns| mapping::is_monitored(&ns, &self.config.monitored_id))
+            .is_some_and(|ns| mapping::is_monitored(&*ns, &self.config.monitored_id))
     }
 
     /// Run one API call with the `--ctx-timeout` limit; the apiserver's error is returned as is.
@@ -129,7 +144,7 @@ impl Context {
     }
 
     /// One more consecutive failure of `qjob`; returns the count.
-    pub fn failed(&self, qjob: ObjectRef<QuarksJob>) -> u32 {
+    pub fn failed(&self, qjob: ObjectRef<Watched>) -> u32 {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(qjob).or_insert(0);
         *n += 1;
@@ -137,7 +152,7 @@ impl Context {
     }
 
     /// `qjob` reconciled fine.
-    pub fn succeeded(&self, qjob: &ObjectRef<QuarksJob>) {
+    pub fn succeeded(&self, qjob: &ObjectRef<Watched>) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())

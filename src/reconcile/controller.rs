@@ -1,9 +1,11 @@
 //! Wiring: one cluster-wide controller for QuarksJobs, triggered by
 //!
-//! * QuarksJobs themselves;
-//! * Jobs carrying the `qjob-name` label, mapped to their controlling QuarksJob;
-//! * namespaces (a reflector that is also the namespace cache of the monitored check), mapped to
-//!   every QuarksJob in them, so labelling a namespace later picks up its QuarksJobs;
+//! * QuarksJobs themselves, read one by one ([`Lenient`]): one that cannot be read never fails
+//!   the watch of the others, it is reconciled (and reported) like any other;
+//! * Jobs carrying the `qjob-name` label (metadata only), mapped to their controlling QuarksJob;
+//! * namespaces (metadata only; a reflector that is also the namespace cache of the monitored
+//!   check), mapped to every QuarksJob in them, so labelling a namespace later picks up its
+//!   QuarksJobs;
 //! * ConfigMaps and Secrets, watched **metadata only**, mapped to the QuarksJobs of their
 //!   namespace that reference them (exact names; other versions of a versioned secret).
 //!
@@ -25,12 +27,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::context::{Config, Context};
+use super::context::{Config, Context, Watched};
 use super::error::Error;
 use super::mapping;
 use super::reconciler::{error_policy, reconcile};
 use crate::api::QuarksJob;
 use crate::api::labels::LABEL_QJOB_NAME;
+use crate::lenient::{Lenient, describe_watch_error};
 use crate::podrefs::RefKind;
 
 /// Run the reconciler until `shutdown` resolves; reconciles in flight then finish (graceful
@@ -67,12 +70,12 @@ pub async fn run_when(
             return;
         }
     }
-    let (ns_reader, ns_writer) = reflector::store::<Namespace>();
-    let qjobs: Api<QuarksJob> = Api::all(client.clone());
+    let (ns_reader, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    let qjobs: Api<Watched> = Api::all(client.clone());
     let controller = Controller::new(qjobs, watcher::Config::default().any_semantic())
         .with_config(ControllerConfig::default().concurrency(config.max_workers))
         .owns(
-            Api::<Job>::all(client.clone()),
+            Api::<PartialObjectMeta<Job>>::all(client.clone()),
             watcher::Config::default().labels(LABEL_QJOB_NAME),
         );
     let qjob_store = controller.store();
@@ -80,11 +83,12 @@ pub async fn run_when(
     // The namespace reflector runs as its own task, and the controller starts only once its
     // cache is filled: `Store::wait_until_ready` wakes a single waiter, so reconciles must not
     // wait on it concurrently.
-    let (ns_tx, ns_rx) = futures::channel::mpsc::unbounded::<Result<Namespace, watcher::Error>>();
+    let (ns_tx, ns_rx) =
+        futures::channel::mpsc::unbounded::<Result<PartialObjectMeta<Namespace>, watcher::Error>>();
     let namespaces = reflector::reflector(
         ns_writer,
         watcher(
-            Api::<Namespace>::all(client.clone()),
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             watcher::Config::default(),
         ),
     )
@@ -102,7 +106,7 @@ pub async fn run_when(
         ns_rx,
         qjob_store.clone(),
         "namespace",
-        |store, ns: Namespace| {
+        |store, ns: PartialObjectMeta<Namespace>| {
             mapping::in_namespace(store.state().iter().map(|q| &**q), &ns.name_any())
         },
     );
@@ -159,6 +163,9 @@ pub async fn run_when(
                     // (a failed reconcile is logged by `error_policy`, naming the QuarksJob)
                     kube::runtime::controller::Error::ObjectNotFound(_)
                     | kube::runtime::controller::Error::ReconcilerFailed(..) => {}
+                    kube::runtime::controller::Error::QueueError(e) => {
+                        warn!("controller: {}", describe_watch_error(&e))
+                    }
                     e => warn!("controller: {e}"),
                 }
             }
@@ -222,36 +229,42 @@ async fn quarksjobs_served(client: &Client) {
     }
 }
 
+/// The readable QuarksJobs of `namespace` that reference the `kind` object `name` (one that
+/// cannot be read references nothing the reconciler could use).
 fn referencing(
-    store: &Store<QuarksJob>,
+    store: &Store<Watched>,
     kind: RefKind,
     namespace: Option<String>,
     name: &str,
-) -> Vec<ObjectRef<QuarksJob>> {
+) -> Vec<ObjectRef<Watched>> {
     let Some(ns) = namespace else {
         return Vec::new();
     };
-    mapping::referencing(store.state().iter().map(|q| &**q), &ns, kind, name)
+    let qjobs = store.state();
+    mapping::referencing(qjobs.iter().filter_map(|q| q.get()), &ns, kind, name)
+        .into_iter()
+        .map(|r| r.into_kind_unchecked::<Lenient<QuarksJob>>(()))
+        .collect()
 }
 
 /// Map a watch stream of `K` to reconcile requests; watch errors are logged (the watcher backs
 /// off and retries by itself).
 fn map_stream<K, S, F>(
     input: S,
-    store: Store<QuarksJob>,
+    store: Store<Watched>,
     what: &'static str,
     map: F,
-) -> impl Stream<Item = ObjectRef<QuarksJob>> + Send + 'static
+) -> impl Stream<Item = ObjectRef<Watched>> + Send + 'static
 where
     K: Resource + Send + 'static,
     S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-    F: Fn(&Store<QuarksJob>, K) -> Vec<ObjectRef<QuarksJob>> + Send + 'static,
+    F: Fn(&Store<Watched>, K) -> Vec<ObjectRef<Watched>> + Send + 'static,
 {
     input.flat_map(move |res| {
         let refs = match res {
             Ok(obj) => map(&store, obj),
             Err(e) => {
-                warn!("{what} watch: {e}");
+                warn!("{what} watch: {}", describe_watch_error(&e));
                 Vec::new()
             }
         };

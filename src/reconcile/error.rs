@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::lenient::DecodeError;
+
 /// Errors of one reconcile. Messages name the QuarksJob as `namespace/name`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,20 +40,30 @@ pub enum Error {
         object: String,
     },
 
-    /// A stored object could not be read as the type the operator expects.
+    /// A stored object could not be read as the type the operator expects (where and why, never
+    /// the value).
     #[error("cannot read '{object}': {source}")]
     Decode {
         /// `namespace/name`.
         object: String,
-        /// The parse error.
+        /// Where and why.
         #[source]
-        source: serde_json::Error,
+        source: DecodeError,
+    },
+
+    /// The QuarksJob's name cannot work (see `naming::check_qjob_name`).
+    #[error("'{object}' cannot work: {reason}")]
+    InvalidName {
+        /// `namespace/name`.
+        object: String,
+        /// Which limit the name breaks.
+        reason: String,
     },
 }
 
 impl Error {
     /// Every [`Error::metric_label`].
-    pub const KINDS: [&'static str; 4] = ["kube", "timeout", "conflict", "decode"];
+    pub const KINDS: [&'static str; 5] = ["kube", "timeout", "conflict", "decode", "invalid_name"];
 
     /// A short label for metrics and logs.
     pub fn metric_label(&self) -> &'static str {
@@ -60,7 +72,26 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Conflict { .. } => "conflict",
             Error::Decode { .. } => "decode",
+            Error::InvalidName { .. } => "invalid_name",
         }
+    }
+
+    /// The reason of the `Reconciled=False` condition (and, for a QuarksJob that cannot work as
+    /// written, of its Warning event).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "ApiError",
+            Error::Timeout { .. } => "Timeout",
+            Error::Conflict { .. } => "Conflict",
+            Error::Decode { .. } => super::events::INVALID_SPEC,
+            Error::InvalidName { .. } => super::events::INVALID_NAME,
+        }
+    }
+
+    /// Whether retrying cannot help: the QuarksJob cannot work as written, and only a change of
+    /// it (which triggers a reconcile by itself) can.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::Decode { .. } | Error::InvalidName { .. })
     }
 }
 
@@ -95,7 +126,11 @@ mod tests {
             },
             Error::Decode {
                 object: "n/q".into(),
-                source: serde_json::from_str::<u8>("x").unwrap_err(),
+                source: crate::lenient::decode::<u8>(&serde_json::json!("x")).unwrap_err(),
+            },
+            Error::InvalidName {
+                object: "n/q".into(),
+                reason: "too long".into(),
             },
         ];
         let labels: std::collections::BTreeSet<_> = errs.iter().map(Error::metric_label).collect();
@@ -107,6 +142,14 @@ mod tests {
         );
         assert!(Error::KINDS.contains(&"kube"));
         assert_eq!(errs[0].to_string(), "a for 'n/q' timed out after 1s");
+        let reasons: std::collections::BTreeSet<_> = errs.iter().map(Error::reason).collect();
+        assert_eq!(reasons.len(), errs.len());
+        let permanent: Vec<bool> = errs.iter().map(Error::is_permanent).collect();
+        assert_eq!(permanent, [false, false, true, true]);
+        assert_eq!(
+            errs[2].to_string(),
+            "cannot read 'n/q': .: invalid type: string, expected u8"
+        );
     }
 
     #[test]

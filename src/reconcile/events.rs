@@ -29,6 +29,15 @@ pub const JOB_SUCCEEDED: &str = "JobSucceeded";
 pub const CONFIG_CHANGED: &str = "ConfigChanged";
 /// The pods of a succeeded Job are kept, now owned by the QuarksJob (new).
 pub const KEEPING_PODS: &str = "KeepingPods";
+/// A reconcile failed (other than a QuarksJob that cannot work as written); the message says
+/// why; it is retried with back-off (new).
+pub const RECONCILE_ERROR: &str = "ReconcileError";
+/// The QuarksJob's spec cannot be read (e.g. a template with a value of the wrong type): the
+/// message names where and what; nothing runs until it is fixed (new).
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// The QuarksJob's name cannot work (e.g. longer than the 63 characters of a label value);
+/// nothing runs (new).
+pub const INVALID_NAME: &str = "InvalidName";
 
 /// Events are best effort: a publish that does not answer within this is abandoned.
 const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

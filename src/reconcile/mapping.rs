@@ -1,8 +1,8 @@
 //! Which namespaces are monitored and which QuarksJobs a watched object concerns (pure).
 
-use k8s_openapi::api::core::v1::{Namespace, PodSpec};
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::PodSpec;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 
 use crate::api::QuarksJob;
 use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
@@ -11,7 +11,7 @@ use crate::versioned;
 
 /// Upstream's `IsMonitoredNamespace`: the namespace carries the `qjob-service-account` label (any
 /// value) and its `monitored` label equals `monitored_id` exactly.
-pub fn is_monitored(ns: &Namespace, monitored_id: &str) -> bool {
+pub fn is_monitored(ns: &impl ResourceExt, monitored_id: &str) -> bool {
     let labels = ns.labels();
     labels.contains_key(LABEL_QJOB_SERVICE_ACCOUNT)
         && labels
@@ -28,11 +28,11 @@ pub fn pod_spec(qjob: &QuarksJob) -> Option<&PodSpec> {
         .and_then(|s| s.template.spec.as_ref())
 }
 
-/// The QuarksJobs of `namespace`.
-pub fn in_namespace<'a>(
-    qjobs: impl IntoIterator<Item = &'a QuarksJob>,
+/// The QuarksJobs of `namespace` (readable or not).
+pub fn in_namespace<'a, K: Resource<DynamicType = ()> + 'a>(
+    qjobs: impl IntoIterator<Item = &'a K>,
     namespace: &str,
-) -> Vec<ObjectRef<QuarksJob>> {
+) -> Vec<ObjectRef<K>> {
     qjobs
         .into_iter()
         .filter(|q| q.namespace().as_deref() == Some(namespace))
@@ -84,6 +84,7 @@ pub fn referencing<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Namespace;
     use serde_json::json;
 
     fn ns(labels: serde_json::Value) -> Namespace {

@@ -7,10 +7,12 @@
 //! | [`naming`] | deterministic Job names, versioned names | pure |
 //! | [`job`] | building the Job, reading its outcome | pure |
 //! | [`status`] | conditions | pure |
+//! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
 //! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
 //! | `refs` | resolving references (GETs) | I/O |
+//! | `report` | a failing reconcile shown on the QuarksJob (condition, event) | I/O |
 //! | `run` | the four writes of a run | I/O |
 //! | `cleanup` | succeeded Jobs and their pods | I/O |
 //! | `reconciler` | one reconcile | I/O |
@@ -23,11 +25,13 @@ mod controller;
 pub mod digest;
 mod error;
 pub mod events;
+pub mod history;
 pub mod job;
 pub mod mapping;
 pub mod naming;
 mod reconciler;
 mod refs;
+mod report;
 mod run;
 pub mod state;
 pub mod status;

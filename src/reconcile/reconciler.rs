@@ -14,27 +14,31 @@ use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::debug;
 
-use super::cleanup::cleanup_succeeded;
-use super::context::Context;
+use super::cleanup::{cleanup_succeeded, prune_history};
+use super::context::{Context, Watched};
 use super::digest::{Resolved, config_digest, missing};
 use super::error::{Error, Result, backoff};
 use super::events::{self, publish};
 use super::job::{JobPhase, phase};
 use super::mapping::pod_spec;
-use super::naming::job_name;
+use super::naming::{check_qjob_name, job_name};
 use super::refs::resolve;
+use super::report::{self, Subject};
 use super::run::Target;
 use super::state::{ConfigState, Decision, TriggerInput, decide, needs_references};
 use super::status;
 use crate::api::labels::LABEL_QJOB_NAME;
 use crate::api::{QuarksJob, QuarksJobStatus};
+use crate::lenient::decode;
 use crate::podrefs;
 
 /// Safety-net resync of every QuarksJob (watches drive everything; this catches the unexpected).
 pub const RESYNC: Duration = Duration::from_secs(600);
 
-/// Reconcile one QuarksJob.
-pub async fn reconcile(obj: Arc<QuarksJob>, ctx: Arc<Context>) -> Result<Action> {
+/// Reconcile one QuarksJob. A failure is shown on the QuarksJob ([`report`]); one that cannot
+/// work as written (a spec that cannot be read, a name that cannot work) is not retried: only a
+/// change of it, which triggers a reconcile by itself, can help.
+pub async fn reconcile(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let object = format!("{namespace}/{name}");
@@ -60,33 +64,57 @@ pub async fn reconcile(obj: Arc<QuarksJob>, ctx: Arc<Context>) -> Result<Action>
     if raw.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let mut subject = Subject::of(&raw, &object);
+    let outcome = match read(&ctx, raw, &object) {
+        Ok(mut target) => {
+            let outcome = reconcile_fresh(&mut target).await;
+            subject.update(&target.qjob);
+            outcome
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(action) => {
+            ctx.succeeded(&ObjectRef::from_obj(&*obj));
+            Ok(action)
+        }
+        Err(e) => {
+            report::failure(&ctx, &subject, &e).await;
+            if e.is_permanent() {
+                // (counted here: `error_policy` sees retried failures only)
+                ctx.config.metrics.reconcile.failed(e.metric_label());
+                ctx.succeeded(&ObjectRef::from_obj(&*obj));
+                return Ok(Action::await_change());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The QuarksJob read raw, as the reconcile's [`Target`]: it must decode and its name must work.
+fn read<'a>(ctx: &'a Context, raw: DynamicObject, object: &str) -> Result<Target<'a>> {
     let template = raw
         .data
         .get("spec")
         .and_then(|s| s.get("template"))
         .cloned()
         .unwrap_or_else(|| json!({}));
-    let value = serde_json::to_value(&raw).map_err(|source| Error::Decode {
-        object: object.clone(),
+    let value = serde_json::to_value(&raw).unwrap_or_default();
+    let qjob: QuarksJob = decode(&value).map_err(|source| Error::Decode {
+        object: object.to_string(),
         source,
     })?;
-    let qjob: QuarksJob = serde_json::from_value(value).map_err(|source| Error::Decode {
-        object: object.clone(),
-        source,
+    check_qjob_name(&qjob.name_any()).map_err(|reason| Error::InvalidName {
+        object: object.to_string(),
+        reason,
     })?;
-    let regarding = Target::reference(&qjob);
-    let mut target = Target {
-        ctx: &ctx,
+    Ok(Target {
+        ctx,
+        regarding: report::reference(&qjob.metadata),
         qjob,
         template,
-        object,
-        regarding,
-    };
-    let action = reconcile_fresh(&mut target).await;
-    if action.is_ok() {
-        ctx.succeeded(&ObjectRef::from_obj(&*obj));
-    }
-    action
+        object: object.to_string(),
+    })
 }
 
 async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
@@ -189,6 +217,8 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
         for job in &jobs {
             track_job(t, &mut st, job, generation, now).await?;
         }
+        let last = st.last_job_name.as_deref();
+        prune_history(ctx, &t.owner(), &t.regarding, &jobs, last, st.created_run).await?;
         if let Some(last) = st.last_job_name.clone() {
             let present = jobs.iter().any(|j| j.name_any() == last)
                 || created_now.as_deref() == Some(last.as_str());
@@ -199,6 +229,7 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
     }
 
     st.observed_generation = generation;
+    status::set_reconciled(&mut st.conditions, Ok(()), generation, now);
     let written = t.qjob.status.clone().unwrap_or_default();
     if st != written {
         let body = json!({"status": {
@@ -303,7 +334,7 @@ fn since(t: Timestamp) -> Duration {
 }
 
 /// The requeue after a failed reconcile: exponential per QuarksJob, fast for conflicts.
-pub fn error_policy(obj: Arc<QuarksJob>, err: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(obj: Arc<Watched>, err: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.failed(ObjectRef::from_obj(&*obj));
     let delay = backoff(failures, matches!(err, Error::Conflict { .. }));
     ctx.config.metrics.reconcile.failed(err.metric_label());

@@ -8,9 +8,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
-use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::context::{Context, is_already_exists, kube_error};
@@ -20,6 +20,7 @@ use super::job::{JobPhase, Owner, build_job};
 use super::state::{RunPlan, RunReason};
 use super::status;
 use crate::api::{QuarksJob, QuarksJobStatus, Strategy};
+use crate::lenient::decode;
 
 /// The QuarksJob being run, as read at the start of the reconcile (kept up to date with the
 /// answers of the writes).
@@ -169,7 +170,7 @@ impl Target<'_> {
     async fn create_job(&self, job_name: &str) -> Result<()> {
         let owner = self.owner();
         let job = build_job(&owner, &self.template, job_name);
-        let obj: DynamicObject = serde_json::from_value(job).map_err(|source| Error::Decode {
+        let obj: DynamicObject = decode(&job).map_err(|source| Error::Decode {
             object: self.object.clone(),
             source,
         })?;
@@ -258,12 +259,5 @@ impl Target<'_> {
         self.patch_status("record created Job", body, false).await?;
         self.qjob.status = Some(st);
         Ok(())
-    }
-
-    /// The QuarksJob's object reference for events.
-    pub fn reference(qjob: &QuarksJob) -> ObjectReference {
-        let mut r = qjob.object_ref(&());
-        r.name = Some(qjob.name_any());
-        r
     }
 }

@@ -6,6 +6,7 @@
 //! | `Running` | the last Job is neither complete nor failed | `JobRunning`, `JobSucceeded`, the Job's failure reason, `JobNotFound` |
 //! | `Succeeded` | the last Job completed | `JobSucceeded`, `JobRunning`, the Job's failure reason |
 //! | `Failed` | the last Job failed | the Job's failure reason (e.g. `BackoffLimitExceeded`), `JobRunning`, `JobSucceeded` |
+//! | `Reconciled` | the last reconcile succeeded | `Reconciled`; when false, why: `InvalidSpec`, `InvalidName`, `ApiError`, `Timeout` |
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -20,6 +21,8 @@ pub const RUNNING: &str = "Running";
 pub const SUCCEEDED: &str = "Succeeded";
 /// Condition type: the last Job failed.
 pub const FAILED: &str = "Failed";
+/// Condition type: the last reconcile succeeded (false: the message says why not).
+pub const RECONCILED: &str = "Reconciled";
 
 /// The condition of `type_`, if set.
 pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
@@ -151,6 +154,21 @@ pub fn set_job_gone(
         generation,
         now,
     )
+}
+
+/// `Reconciled` for the outcome of a reconcile: `Ok`, or the reason and message of its error.
+/// Returns whether anything changed.
+pub fn set_reconciled(
+    conditions: &mut Vec<Condition>,
+    outcome: Result<(), (&str, &str)>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> bool {
+    let (ok, reason, message) = match outcome {
+        Ok(()) => (true, "Reconciled", "The last reconcile succeeded"),
+        Err((reason, message)) => (false, reason, message),
+    };
+    set(conditions, RECONCILED, ok, reason, message, generation, now)
 }
 
 /// `ReferencesFound` for the descriptions of the missing references (empty: all found).
@@ -291,6 +309,35 @@ mod tests {
         assert_eq!(r.message, "Waiting for ConfigMap 'a', Secret 'b'");
         set_references(&mut c, &[], None, t(1));
         assert!(is_true(&c, REFERENCES_FOUND));
+    }
+
+    #[test]
+    fn a_failure_is_new_once_per_cause_and_generation() {
+        let mut c = Vec::new();
+        let failed = Err(("ApiError", "list Jobs for 'n/q': 400"));
+        assert!(set_reconciled(&mut c, failed, Some(1), t(0)));
+        assert!(
+            !set_reconciled(&mut c, failed, Some(1), t(5)),
+            "same failure"
+        );
+        let r = get(&c, RECONCILED).unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str(), r.message.as_str()),
+            ("False", "ApiError", "list Jobs for 'n/q': 400")
+        );
+        assert!(set_reconciled(&mut c, Err(("Timeout", "x")), Some(1), t(6)));
+        assert!(
+            set_reconciled(&mut c, Err(("Timeout", "x")), Some(2), t(7)),
+            "new generation"
+        );
+        assert!(set_reconciled(&mut c, Ok(()), Some(2), t(8)));
+        assert!(is_true(&c, RECONCILED));
+        assert_eq!(
+            get(&c, RECONCILED).unwrap().last_transition_time,
+            Time(t(8))
+        );
+        assert!(!set_reconciled(&mut c, Ok(()), Some(2), t(9)));
+        assert_eq!(c.len(), 1);
     }
 
     #[test]

@@ -3,21 +3,31 @@
 //! monitored namespaces (their service account label), service accounts, versioned secrets
 //! (label-filtered), and QuarksJobs (whether they have `spec.output`).
 //! `Api<PartialObjectMeta<K>>` makes metadata-only requests.
+//!
+//! No single object can keep a cache from filling: metadata always decodes, and QuarksJobs are
+//! read one by one ([`Lenient`]); one that cannot be read is logged once, naming it (never its
+//! contents), and its pods are treated as those of a QuarksJob not in the cache. Why a cache
+//! cannot be filled (a failing list, e.g. forbidden) is logged once per change and shown by
+//! `/readyz`.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, future};
+use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{debug, info, warn};
 
 use crate::api::QuarksJob;
 use crate::api::labels::{
     LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT, LABEL_SECRET_KIND, SECRET_KIND_VERSIONED,
 };
+use crate::health::Readiness;
+use crate::lenient::{Lenient, ReportOnce, describe_watch_error};
 
 /// Readers of the caches; cheap to clone.
 #[derive(Clone)]
@@ -25,7 +35,7 @@ pub struct Caches {
     namespaces: Store<PartialObjectMeta<Namespace>>,
     service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
     versioned_secrets: Store<PartialObjectMeta<Secret>>,
-    qjobs: Store<QuarksJob>,
+    qjobs: Store<Lenient<QuarksJob>>,
 }
 
 /// What one admission request needs, copied out of the caches.
@@ -42,10 +52,13 @@ pub struct Snapshot {
 }
 
 impl Caches {
-    /// The caches and the future that fills them (run it until shutdown).
+    /// The caches and the future that fills them (run it until shutdown). While they are not
+    /// filled, why not is the reason of the readiness check `check`.
     pub fn new(
         client: Client,
         monitored_id: &str,
+        readiness: Readiness,
+        check: &'static str,
     ) -> (Caches, impl Future<Output = ()> + Send + 'static) {
         let monitored =
             watcher::Config::default().labels(&format!("{LABEL_MONITORED}={monitored_id}"));
@@ -55,30 +68,49 @@ impl Caches {
         let (service_accounts, sa_writer) = reflector::store();
         let (versioned_secrets, vs_writer) = reflector::store();
         let (qjobs, qj_writer) = reflector::store();
+        let problems = Problems::new(readiness, check);
         let ns = reflector::reflector(
             ns_writer,
-            watcher(
-                Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                monitored,
+            problems.watch(
+                "namespaces",
+                watcher(
+                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                    monitored,
+                ),
             ),
         );
         let sa = reflector::reflector(
             sa_writer,
-            watcher(
-                Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
-                watcher::Config::default(),
+            problems.watch(
+                "service accounts",
+                watcher(
+                    Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
+                    watcher::Config::default(),
+                ),
             ),
         );
         let vs = reflector::reflector(
             vs_writer,
-            watcher(
-                Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-                versioned,
+            problems.watch(
+                "versioned secrets",
+                watcher(
+                    Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+                    versioned,
+                ),
             ),
         );
+        let mut unreadable = ReportOnce::default();
         let qj = reflector::reflector(
             qj_writer,
-            watcher(Api::<QuarksJob>::all(client), watcher::Config::default()),
+            problems
+                .watch(
+                    "QuarksJobs",
+                    watcher(
+                        Api::<Lenient<QuarksJob>>::all(client),
+                        watcher::Config::default(),
+                    ),
+                )
+                .inspect(move |event| report_unreadable(&mut unreadable, event)),
         );
         let drive = async move {
             // errors are retried with backoff inside; the streams end only when dropped
@@ -148,10 +180,118 @@ impl Caches {
             .map(|s| s.metadata.clone())
             .collect();
         Snapshot {
-            qjob: self.qjobs.get(&ObjectRef::new(qjob).within(namespace)),
+            qjob: self
+                .qjobs
+                .get(&ObjectRef::new(qjob).within(namespace))
+                .and_then(|q| q.shared()),
             output_service_account,
             service_account_exists,
             versioned_secrets,
         }
+    }
+}
+
+/// Log each version of a QuarksJob that cannot be read once, naming it and the mistake.
+fn report_unreadable(
+    once: &mut ReportOnce,
+    event: &Result<watcher::Event<Lenient<QuarksJob>>, watcher::Error>,
+) {
+    let (Ok(watcher::Event::Apply(q)) | Ok(watcher::Event::InitApply(q))) = event else {
+        if let Ok(watcher::Event::Delete(q)) = event {
+            once.forget(q.meta());
+        }
+        return;
+    };
+    match q.error() {
+        Some(error) if once.first_time(q.meta()) => {
+            let object = format!("{}/{}", q.namespace().unwrap_or_default(), q.name_any());
+            debug!(
+                %object,
+                "QuarksJob '{object}' cannot be read ({error}); the webhook treats its pods as \
+                 those of a QuarksJob it does not know"
+            );
+        }
+        Some(_) => {}
+        None => once.forget(q.meta()),
+    }
+}
+
+/// Why the caches are not filled: the last error of each watch that has one.
+#[derive(Clone)]
+struct Problems {
+    readiness: Readiness,
+    check: &'static str,
+    current: Arc<Mutex<BTreeMap<&'static str, String>>>,
+}
+
+impl Problems {
+    fn new(readiness: Readiness, check: &'static str) -> Problems {
+        Problems {
+            readiness,
+            check,
+            current: Arc::default(),
+        }
+    }
+
+    /// `events` of the watch of `what`, its errors recorded (logged once per change, and the
+    /// readiness reason) and its successes clearing them.
+    fn watch<K, S>(&self, what: &'static str, events: S) -> impl Stream<Item = S::Item> + use<K, S>
+    where
+        S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    {
+        let problems = self.clone();
+        events.inspect(move |event| {
+            let error = event.as_ref().err().map(describe_watch_error);
+            problems.record(what, error);
+        })
+    }
+
+    fn record(&self, what: &'static str, error: Option<String>) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = match &error {
+            Some(e) => current.insert(what, e.clone()).as_ref() != Some(e),
+            None => current.remove(what).is_some(),
+        };
+        if !changed {
+            return;
+        }
+        match &error {
+            Some(e) => warn!("Webhook cache of {what}: {e}; retrying"),
+            None => info!("Webhook cache of {what} recovered"),
+        }
+        let why = (!current.is_empty()).then(|| {
+            current
+                .iter()
+                .map(|(what, e)| format!("{what}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        self.readiness.set_reason(self.check, why);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_the_caches_are_not_filled_is_the_readiness_reason() {
+        let readiness = Readiness::default();
+        readiness.register("caches");
+        let problems = Problems::new(readiness.clone(), "caches");
+        problems.record("QuarksJobs", Some("forbidden".into()));
+        problems.record("namespaces", Some("timed out".into()));
+        assert_eq!(
+            readiness.pending_with_reasons(),
+            ["caches (QuarksJobs: forbidden; namespaces: timed out)"]
+        );
+        problems.record("namespaces", None);
+        problems.record("QuarksJobs", Some("forbidden".into()));
+        assert_eq!(
+            readiness.pending_with_reasons(),
+            ["caches (QuarksJobs: forbidden)"]
+        );
+        problems.record("QuarksJobs", None);
+        assert_eq!(readiness.pending_with_reasons(), ["caches"]);
     }
 }

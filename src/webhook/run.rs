@@ -178,7 +178,7 @@ async fn serve(
         monitored_id.clone(),
         stopped(shutdown.clone()),
     ));
-    let (caches, fill) = Caches::new(client, &monitored_id);
+    let (caches, fill) = Caches::new(client, &monitored_id, readiness.clone(), READY_CACHES);
     let filling = tokio::spawn(fill);
 
     let listener =

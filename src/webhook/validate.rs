@@ -10,7 +10,9 @@ use serde_json::Value;
 use crate::api::QuarksJob;
 use crate::api::labels::{is_reserved_output_key, reserved_output_key_message};
 use crate::kube_rules::{dns_subdomain, qualified_name};
+use crate::lenient::decode;
 use crate::names::sanitize_subdomain;
+use crate::reconcile::naming::check_qjob_name;
 use crate::versioned;
 
 /// The name of the container the webhook injects; users cannot have one of their own.
@@ -28,6 +30,14 @@ pub struct Verdict {
 /// Validate a QuarksJob given as JSON (the object of an AdmissionReview).
 pub fn validate(object: &Value) -> Verdict {
     let mut v = Verdict::default();
+    // (a QuarksJob created with `generateName` gets a name of at most 63 characters)
+    if let Some(name) = object["metadata"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        && let Err(e) = check_qjob_name(name)
+    {
+        v.errors.push(format!("metadata.name: {e}"));
+    }
     let spec = &object["spec"];
     let template = &spec["template"];
     for misplaced in [
@@ -42,16 +52,22 @@ pub fn validate(object: &Value) -> Verdict {
             ));
         }
     }
-    let job: JobTemplateSpec = match serde_json::from_value(template.clone()) {
+    // (decode errors name the place and the kind of mistake, never the value: they are logged)
+    let job: JobTemplateSpec = match decode(template) {
         Ok(job) => job,
         Err(e) => {
+            let path = match e.path.as_str() {
+                "." => "spec.template".to_string(),
+                path => format!("spec.template.{path}"),
+            };
             v.errors.push(format!(
-                "spec.template is not a batch/v1 JobTemplateSpec: {e}"
+                "spec.template is not a batch/v1 JobTemplateSpec: {path}: {}",
+                e.problem
             ));
             return v;
         }
     };
-    let qjob: QuarksJob = match serde_json::from_value(object.clone()) {
+    let qjob: QuarksJob = match decode(object) {
         Ok(q) => q,
         Err(e) => {
             v.errors.push(format!("not a valid QuarksJob: {e}"));
@@ -232,11 +248,40 @@ mod tests {
     }
 
     #[test]
+    fn names_that_cannot_work_are_rejected_naming_the_limit() {
+        let mut q = qjob(good_pod(), None);
+        q["metadata"]["name"] = json!("a".repeat(64));
+        let v = validate(&q);
+        assert_eq!(v.errors.len(), 1, "{v:?}");
+        assert!(
+            v.errors[0].starts_with("metadata.name: the name \"aaaa")
+                && v.errors[0].contains("at most 63 characters"),
+            "{v:?}"
+        );
+        q["metadata"]["name"] = json!("a".repeat(63));
+        assert_eq!(validate(&q), Verdict::default());
+        // generateName: the apiserver makes a name that fits
+        q["metadata"] = json!({"generateName": "a".repeat(80)});
+        assert_eq!(validate(&q), Verdict::default());
+    }
+
+    #[test]
     fn broken_templates_are_rejected_with_the_path() {
         let v = validate(&qjob(json!({"containers": "busybox"}), None));
-        assert!(
-            v.errors[0].starts_with("spec.template is not a batch/v1 JobTemplateSpec"),
-            "{v:?}"
+        assert_eq!(
+            v.errors,
+            ["spec.template is not a batch/v1 JobTemplateSpec: \
+                 spec.template.spec.template.spec.containers: invalid type: string, expected a sequence"]
+        );
+        // the value of a wrong type is not repeated: the message is logged
+        let pod = json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "i",
+                         "env": [{"name": "PORT", "value": 918_273_645}]}]});
+        let v = validate(&qjob(pod, None));
+        assert_eq!(
+            v.errors,
+            ["spec.template is not a batch/v1 JobTemplateSpec: \
+                 spec.template.spec.template.spec.containers[0].env[0].value: \
+                 invalid type: integer, expected a string"]
         );
 
         let v = validate(&qjob(

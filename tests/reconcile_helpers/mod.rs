@@ -8,15 +8,18 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
-use quarks_job::api::{QuarksJob, Strategy};
+use quarks_job::api::{QuarksJob, QuarksJobStatus, Strategy};
 use quarks_job::reconcile::{self, status};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::support::process::Running;
 use crate::support::{self, eventually, eventually_some};
 
 pub mod end_to_end;
@@ -275,6 +278,48 @@ impl World {
     pub async fn cleanup(self) {
         support::delete_namespace(&self.client, &self.ns).await;
     }
+
+    /// Wait until the QuarksJob `name` (read raw: also one the Rust types cannot read) has
+    /// condition `Reconciled` with `status`; panic with the log of `op` after [`WAIT`].
+    pub async fn wait_reconciled(&self, op: &Running, name: &str, status: &str) -> Condition {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let raw = raw_qjobs(&self.client, &self.ns).get(name).await.unwrap();
+            let st: QuarksJobStatus =
+                serde_json::from_value(raw.data["status"].clone()).unwrap_or_default();
+            if let Some(c) =
+                status::get(&st.conditions, status::RECONCILED).filter(|c| c.status == status)
+            {
+                return c.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: no Reconciled={status} in {st:?}:\n{}",
+                op.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// QuarksJobs of `ns` as raw JSON (unchecked by the Rust types).
+pub fn raw_qjobs(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<QuarksJob>(&()))
+}
+
+/// Create the QuarksJob `object` (`metadata` and `spec`) in `ns` as raw JSON, as
+/// `kubectl create --raw` would.
+pub async fn create_raw(client: &Client, ns: &str, object: Value) -> Result<(), kube::Error> {
+    let mut object = object;
+    object["apiVersion"] = json!("quarks.cloudfoundry.org/v1alpha1");
+    object["kind"] = json!("QuarksJob");
+    raw_qjobs(client, ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(object).unwrap(),
+        )
+        .await
+        .map(drop)
 }
 
 /// A QuarksJob with `strategy` and a one-container pod (extra pod spec fields merged in).
