@@ -9,6 +9,7 @@ mod support;
 
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
+use quarks_job::api::Strategy;
 use reconcile_helpers::{World, qjob};
 use serde_json::{Value, json};
 use support::process::Operator;
@@ -46,18 +47,21 @@ async fn bad_quarksjobs_are_refused_at_the_door_and_shown_if_they_got_in() {
         "{c:?}"
     );
     w.wait_event(&long, "InvalidName").await;
-    // (the run's first spec write, `now` → `manual`, is refused by the validating webhook, which
-    // checks updates too)
+    // (the validating webhook lets the operator's own strategy write through, since the problem
+    // was there before the update; the apiserver then refuses the Job, and that is shown)
     let c = w.wait_reconciled(&op, "always", "False").await;
     assert_eq!(c.reason, "ApiError", "{c:?}");
     assert!(
-        c.message.contains("set 'trigger.strategy=manual'")
-            && c.message
-                .contains("restartPolicy must be Never or OnFailure for a Job (got Always)"),
+        c.message.contains("create Job") && c.message.contains("spec.template.spec.restartPolicy"),
         "{c:?}"
     );
-    w.wait_event("always", "UpdateError").await;
+    w.wait_event("always", "CreateJobError").await;
     w.wait_event("always", "ReconcileError").await;
+    assert_eq!(
+        w.get("always").await.strategy(),
+        Some(Strategy::Manual),
+        "the trigger was taken: the allocated run is created once the template is fixed"
+    );
 
     // fixed, it runs, and the condition says so
     let fix =

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::caches::Caches;
 use super::mutate::{Context, mutate};
-use super::validate::validate;
+use super::validate::{validate, validate_update};
 use crate::api::labels::LABEL_QJOB_NAME;
 use crate::certs::{MUTATE_PODS_PATH, PROBE_PATH, VALIDATE_QUARKSJOBS_PATH};
 use crate::metrics::{AdmissionLabels, AdmissionMetrics};
@@ -211,7 +211,10 @@ fn validate_request(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse 
         return resp;
     };
     let value = serde_json::to_value(object).unwrap_or_default();
-    let verdict = validate(&value);
+    let verdict = match &req.old_object {
+        Some(old) => validate_update(&serde_json::to_value(old).unwrap_or_default(), &value),
+        None => validate(&value),
+    };
     // (a QuarksJob created with `generateName` has no name yet)
     let name = match req.name.as_str() {
         "" => value["metadata"]["generateName"]

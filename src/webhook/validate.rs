@@ -150,6 +150,22 @@ pub fn validate(object: &Value) -> Verdict {
     v
 }
 
+/// Validate an update of a QuarksJob: only what the update makes wrong is rejected. Problems the
+/// stored object already had (it was stored before this webhook existed, or before a rule was
+/// added) are warnings, so that the operator's own spec writes (`now` → `manual`, `once` →
+/// `done`) and unrelated edits still go through, and the object can be fixed step by step.
+pub fn validate_update(old: &Value, new: &Value) -> Verdict {
+    let before = validate(old);
+    let mut v = validate(new);
+    let (kept, introduced): (Vec<String>, Vec<String>) =
+        v.errors.drain(..).partition(|e| before.errors.contains(e));
+    v.errors = introduced;
+    v.warnings.extend(kept.into_iter().map(|e| {
+        format!("{e} (already so before this update: the QuarksJob cannot work until it is fixed)")
+    }));
+    v
+}
+
 /// Keys quarks-job sets on output Secrets itself cannot be asked for (see
 /// [`is_reserved_output_key`]).
 fn reserved_key(v: &mut Verdict, at: &str, key: &str) {
@@ -245,6 +261,37 @@ mod tests {
             }
         }
         assert_eq!(seen, 7);
+    }
+
+    #[test]
+    fn an_update_is_rejected_only_for_what_it_makes_wrong() {
+        let mut always = qjob(good_pod(), None);
+        always["spec"]["template"]["spec"]["template"]["spec"]["restartPolicy"] = json!("Always");
+        // the operator's own strategy write on an object stored before the webhook: allowed,
+        // the old problem is still shown
+        let mut manual = always.clone();
+        manual["spec"]["trigger"]["strategy"] = json!("manual");
+        let v = validate_update(&always, &manual);
+        assert!(v.errors.is_empty(), "{v:?}");
+        assert!(
+            v.warnings
+                .iter()
+                .any(|w| w.contains("restartPolicy must be Never or OnFailure")
+                    && w.contains("already so before this update")),
+            "{v:?}"
+        );
+        // a new problem is rejected, the old one stays a warning
+        let mut worse = manual.clone();
+        worse["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["image"] = json!("");
+        let v = validate_update(&always, &worse);
+        assert_eq!(v.errors.len(), 1, "{v:?}");
+        assert!(v.errors[0].contains("image is required"), "{v:?}");
+        // an update of a good object is checked in full
+        let good = qjob(good_pod(), None);
+        assert_eq!(
+            validate_update(&good, &always).errors,
+            validate(&always).errors
+        );
     }
 
     #[test]
