@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod helm;
 pub mod kubelet;
 pub mod manifests;
+pub mod node;
 pub mod process;
 pub mod yaml;
 
