@@ -70,6 +70,11 @@ k delete secret -n staging foo-json --ignore-not-found >/dev/null
 k delete quarksjob -n staging myfoo --ignore-not-found >/dev/null
 k apply -n staging -f docs/examples/qjob_output.yaml
 for i in $(seq 120); do k get secret -n staging foo-json >/dev/null 2>&1 && break; sleep 1; done
+# output-persist exits once the Secret is written
+for i in $(seq 30); do
+  [ "$(k get pods -n staging -l quarks.cloudfoundry.org/qjob-name=myfoo -o 'jsonpath={.items[*].status.phase}')" = Succeeded ] && break
+  sleep 1
+done
 k get pods -n staging -o \
   'custom-columns=POD:.metadata.name,PHASE:.status.phase,CONTAINERS:.status.containerStatuses[*].name,EXIT:.status.containerStatuses[*].state.terminated.exitCode,IDS:.status.containerStatuses[*].containerID' >&2
 if k get secret -n staging foo-json >/dev/null 2>&1; then
