@@ -127,24 +127,20 @@ ensure_kubectl() {
   as_root apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
 }
 
-# The directory of a set: its override if set (checked), else its cache; `missing` when neither
-# holds the binaries yet.
-cp_dir() {
-  if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
-    have_all "$KUBEBUILDER_ASSETS" "${CP_BINS[@]}" || { log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks one of: ${CP_BINS[*]}"; exit 1; }
-    echo "$KUBEBUILDER_ASSETS"
-  elif have_all "$CP_CACHE" "${CP_BINS[@]}"; then echo "$CP_CACHE"
+# dir_of VAR CACHE BIN..: the directory of a set of binaries: the override variable VAR if set
+# (checked), else the cache; `missing` when neither holds them yet.
+dir_of() {
+  local var=$1 cache=$2
+  shift 2
+  if [ -n "${!var:-}" ]; then
+    have_all "${!var}" "$@" || { log "$var=${!var} lacks one of: $*"; exit 1; }
+    echo "${!var}"
+  elif have_all "$cache" "$@"; then echo "$cache"
   else echo missing
   fi
 }
-node_dir() {
-  if [ -n "${QUARKS_NODE_ASSETS:-}" ]; then
-    have_all "$QUARKS_NODE_ASSETS" "${NODE_BINS[@]}" || { log "QUARKS_NODE_ASSETS=$QUARKS_NODE_ASSETS lacks one of: ${NODE_BINS[*]}"; exit 1; }
-    echo "$QUARKS_NODE_ASSETS"
-  elif have_all "$NODE_CACHE" "${NODE_BINS[@]}"; then echo "$NODE_CACHE"
-  else echo missing
-  fi
-}
+cp_dir() { dir_of KUBEBUILDER_ASSETS "$CP_CACHE" "${CP_BINS[@]}"; }
+node_dir() { dir_of QUARKS_NODE_ASSETS "$NODE_CACHE" "${NODE_BINS[@]}"; }
 
 main() {
   local cmd=${1:-path} cp node need_cp=0 need_node=0
