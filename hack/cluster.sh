@@ -121,6 +121,12 @@ pki() {
     "$NODE_IP" "$SERVICE_IP" >"$p/san.ext"
   openssl x509 -req -in "$p/apiserver.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
     -out "$p/apiserver.crt" -days 30 -extfile "$p/san.ext" 2>/dev/null
+  # the apiserver's client certificate for the kubelet's API (logs, exec), which accepts no one
+  # else: pods reach the node's address, and must not reach the kubelet anonymously
+  openssl req -newkey rsa:2048 -nodes -keyout "$p/kubelet-client.key" -out "$p/kubelet-client.csr" \
+    -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+  openssl x509 -req -in "$p/kubelet-client.csr" -CA "$p/ca.crt" -CAkey "$p/ca.key" -CAcreateserial \
+    -out "$p/kubelet-client.crt" -days 30 2>/dev/null
   openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
   openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
   local token; token=$(openssl rand -hex 16)
@@ -140,6 +146,7 @@ contexts:
   context: {cluster: quarks-node, user: admin}
 current-context: quarks-node
 EOF
+  chmod 600 "$KUBECONFIG_FILE"
 }
 
 configs() {
@@ -291,7 +298,8 @@ up() {
   cp=${dirs%%$'\n'*}; nb=${dirs##*$'\n'}
   step "binaries: $cp, $nb"
 
-  mkdir -p "$N"/{pki,logs,run,images,containerd,cni/net.d,cni/ipam,varlog,varlib,registry,kubelet-flex} \
+  mkdir -p -m 700 "$N"/pki
+  mkdir -p "$N"/{logs,run,images,containerd,cni/net.d,cni/ipam,varlog,varlib,registry,kubelet-flex} \
     "$N"/sysctl/{vm,kernel/keys}
   pki
   configs
@@ -310,7 +318,8 @@ up() {
     --client-ca-file="$N/pki/ca.crt" --token-auth-file="$N/pki/tokens.csv" --authorization-mode=Node,RBAC \
     --service-account-key-file="$N/pki/sa.pub" --service-account-signing-key-file="$N/pki/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc --service-cluster-ip-range="$SERVICE_CIDR" \
-    --allow-privileged=true --kubelet-preferred-address-types=InternalIP,Hostname
+    --allow-privileged=true --kubelet-preferred-address-types=InternalIP,Hostname \
+    --kubelet-client-certificate="$N/pki/kubelet-client.crt" --kubelet-client-key="$N/pki/kubelet-client.key"
   wait_for "the apiserver" in_node kubectl --kubeconfig "$KUBECONFIG_FILE" get --raw /readyz
   # the way in: host 127.0.0.1:PORT → Unix socket → apiserver inside
   start forward-in socat "UNIX-LISTEN:$N/apiserver.sock,fork,mode=600" "TCP:127.0.0.1:$PORT"
@@ -342,7 +351,7 @@ up() {
     --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --register-node=true \
     --resolv-conf="$N/resolv.conf" --cluster-domain=cluster.local \
     --address="$NODE_IP" --port=10250 --read-only-port=0 --healthz-bind-address=127.0.0.1 --healthz-port=10248 \
-    --anonymous-auth=true --authorization-mode=AlwaysAllow --v=1
+    --anonymous-auth=false --client-ca-file="$N/pki/ca.crt" --authorization-mode=AlwaysAllow --v=1
   wait_for "node $NODE_NAME Ready" node_ready
   step "containerd, kubelet: node $NODE_NAME Ready"
   # conntrack-max-per-core=0 leaves the host-wide nf_conntrack_max alone
