@@ -344,7 +344,11 @@ up() {
 
   start containerd containerd --config "$N/containerd/config.toml"
   wait_for "containerd" in_node ctr -a "$SOCK" version
+  # a short-lived node on a disk others use: disk pressure only below 1 GiB free (the defaults are
+  # shares of the whole disk: a big, mostly full one taints the node at once), no image GC
   start kubelet "$nb/kubelet" --kubeconfig="$KUBECONFIG_FILE" \
+    --eviction-hard='memory.available<100Mi,nodefs.available<1Gi,imagefs.available<1Gi,nodefs.inodesFree<5%' \
+    --image-gc-high-threshold=100 --image-gc-low-threshold=99 \
     --container-runtime=remote --container-runtime-endpoint="unix://$SOCK" --containerd="$SOCK" \
     --runtime-request-timeout=5m --cgroup-driver=cgroupfs --cgroup-root="/$CGROUP_ROOT" --fail-swap-on=false \
     --root-dir=/var/lib/kubelet --volume-plugin-dir="$N/kubelet-flex" \
