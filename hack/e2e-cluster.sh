@@ -19,6 +19,11 @@ step() { printf '\n==> e2e-cluster [%4ds] %s\n' $((SECONDS - T0)) "$*"; }
 started=
 stop_node() {
   local rc=$?
+  if [ $rc != 0 ] && [ -n "${KC:-}" ]; then
+    step "failed: the node's conditions and the cluster's recent warnings"
+    kubectl --kubeconfig "$KC" get nodes -o 'jsonpath={range .items[*].status.conditions[*]}{.type}={.status} {.message}{"\n"}{end}' || true
+    kubectl --kubeconfig "$KC" get events -A --field-selector type=Warning --sort-by=.lastTimestamp | tail -20 || true
+  fi
   if [ -n "$started" ]; then
     step "node down"
     bash hack/cluster.sh down || rc=1
