@@ -16,6 +16,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin quarks-job \
     && cp target/release/quarks-job /quarks-job
 
+# The image's layout: this stage is its one definition. `make image-local` (hack/image.py, no
+# Docker) reads it and builds the same layout (COPY's destination, USER, ENTRYPOINT, EXPOSE);
+# tests/image.rs checks that the two agree.
 # glibc and libgcc only (rustls with ring: no OpenSSL); debian12 matches the bookworm builder.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /quarks-job /usr/local/bin/quarks-job

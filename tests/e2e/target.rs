@@ -1,126 +1,95 @@
-//! Where the end-to-end suite runs — the one seam between the two ways of running it:
+//! The cluster the end-to-end suite drives: always a real one, with real pods.
 //!
-//! * **local** (default, CI): the test's own control plane (`support::shared()`), the shipped
-//!   manifests applied with `kubectl apply -k manifests/`, the operator binary started as a
-//!   separate process with the token of its ServiceAccount `quarks-job/quarks-job` (bound to the
-//!   shipped RBAC, not an admin), its webhook registered by URL on 127.0.0.1; no kubelet runs, so
-//!   the tests play it ([`super::kubelet`]).
-//! * **an existing cluster** (`QUARKS_E2E_KUBECONFIG=<file>`, e.g. `make e2e-kind`): nothing is
-//!   started or installed; the operator must already be deployed there (`make deploy`), and real
-//!   kubelets run the pods. `QUARKS_E2E_MONITORED_ID` names the monitored id of that
-//!   deployment (default `default`).
-//!
-//! Everything else — applying the examples, every assertion — is the same in both and goes
-//! through `kubectl`.
+//! `QUARKS_E2E_KUBECONFIG=<file>` names it; the operator must already be deployed there
+//! (`make deploy`), and `QUARKS_E2E_MONITORED_ID` names that deployment's monitored id (default
+//! `default`). `make e2e-cluster` (the node of `hack/cluster.sh`) and `make e2e-kind` set both;
+//! nothing else differs between them. Without the variable the suite's cluster cases fail with
+//! what to run: there is no stand-in to fall back to.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
-use crate::support::manifests::{find, manifests_dir, read_manifest, rendered};
-use crate::support::process::{Operator, Running};
-use crate::support::{self, kubectl};
+use crate::support::manifests::read_manifest;
+use crate::support::{self, kubectl, node};
 
-/// The environment variable that points the suite at an existing cluster.
+/// The environment variable that points the suite at a cluster.
 pub const KUBECONFIG_ENV: &str = "QUARKS_E2E_KUBECONFIG";
 /// The monitored id of the operator deployed there.
 pub const MONITORED_ID_ENV: &str = "QUARKS_E2E_MONITORED_ID";
-/// The operator's namespace in `manifests/`.
-const OPERATOR_NS: &str = "quarks-job";
+/// The operator's namespace, with `make deploy` (kustomize and Helm alike).
+pub const OPERATOR_NS: &str = "quarks-job";
+/// The label of the operator's pods, with `make deploy` (kustomize and Helm alike).
+pub const OPERATOR_SELECTOR: &str = "app.kubernetes.io/name=quarks-job";
 
 /// The cluster the suite drives.
 pub struct Target {
-    /// What `kubectl` uses (the local control plane's admin, or the given kubeconfig).
     pub kubeconfig: PathBuf,
     /// The monitored id to label test namespaces with.
     pub monitored_id: String,
-    /// Safety net of every wait (no assertion is about speed). Real pods pull images and sleep,
-    /// and the deployed operator keeps the default 60 s `--meltdown-duration`.
+    /// Safety net of every wait (no assertion is about speed): real pods pull images and run
+    /// the examples' `sleep`s, and the deployed operator keeps the default 60 s
+    /// `--meltdown-duration`.
     pub wait: Duration,
-    /// The operator process, when the suite started it (local only).
-    operator: Option<Mutex<Running>>,
 }
 
 impl Target {
-    /// The target of this test binary, set up on first use.
-    pub async fn get() -> &'static Target {
-        static TARGET: OnceCell<Target> = OnceCell::const_new();
-        TARGET
-            .get_or_init(|| async {
-                match std::env::var_os(KUBECONFIG_ENV) {
-                    Some(kc) => Target::existing(PathBuf::from(kc)),
-                    None => Target::local().await,
-                }
-            })
-            .await
-    }
-
-    /// True when the tests must play the kubelet.
-    pub fn plays_kubelet(&self) -> bool {
-        self.operator.is_some()
-    }
-
-    /// The operator's log so far (local only), for failure messages.
-    pub fn operator_log(&self) -> String {
-        match &self.operator {
-            Some(op) => op.lock().unwrap().stderr(),
-            None => {
-                "(the operator runs in the cluster: kubectl logs -n quarks-job deploy/quarks-job)"
-                    .into()
+    /// The target of this test binary, checked on first use.
+    pub fn get() -> &'static Target {
+        static TARGET: std::sync::OnceLock<Target> = std::sync::OnceLock::new();
+        TARGET.get_or_init(|| {
+            let Some(kubeconfig) = std::env::var_os(KUBECONFIG_ENV).map(PathBuf::from) else {
+                let hint = match node::kubeconfig() {
+                    Ok(kc) => format!(
+                        "the local node runs: make deploy DEPLOY_KUBECONFIG={0}, then \
+                         {KUBECONFIG_ENV}={0} cargo test --test e2e -- --ignored",
+                        kc.display()
+                    ),
+                    Err(_) => "run make e2e-cluster (a local node, no Docker) or make e2e-kind"
+                        .to_string(),
+                };
+                panic!(
+                    "the end-to-end suite runs on real pods and {KUBECONFIG_ENV} names no \
+                     cluster: {hint}"
+                );
+            };
+            kubectl(&kubeconfig, &["version", "--request-timeout=10s"])
+                .unwrap_or_else(|e| panic!("{KUBECONFIG_ENV}={}: {e}", kubeconfig.display()));
+            Target {
+                kubeconfig,
+                monitored_id: std::env::var(MONITORED_ID_ENV).unwrap_or_else(|_| "default".into()),
+                wait: Duration::from_secs(300),
             }
-        }
+        })
     }
 
-    fn existing(kubeconfig: PathBuf) -> Target {
-        kubectl(&kubeconfig, &["version", "--request-timeout=10s"])
-            .unwrap_or_else(|e| panic!("{KUBECONFIG_ENV}={}: {e}", kubeconfig.display()));
-        Target {
-            kubeconfig,
-            monitored_id: std::env::var(MONITORED_ID_ENV).unwrap_or_else(|_| "default".into()),
-            wait: Duration::from_secs(300),
-            operator: None,
-        }
+    /// `kubectl <args>` against the target: Ok(stdout), or Err(stderr).
+    pub fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        kubectl(&self.kubeconfig, args)
     }
 
-    async fn local() -> Target {
-        let cp = support::shared();
-        let admin = cp.kubeconfig.clone();
-        // kubectl needs the CRD established before it can map the objects of the same apply
-        // that use it: there are none in manifests/, so one apply is enough
-        kubectl(&admin, &["apply", "-k", manifests_dir().to_str().unwrap()])
-            .unwrap_or_else(|e| panic!("kubectl apply -k manifests/: {e}"));
-        let client = support::admin_client().await;
-        let token = support::service_account_token(&client, OPERATOR_NS, "quarks-job").await;
-        let op_kc = cp.kubeconfig_for_token("e2e-operator", &token);
-        let denied = kubectl(&op_kc, &["get", "nodes"]).unwrap_err();
-        assert!(
-            denied.contains("forbidden"),
-            "not the restricted account: {denied}"
-        );
+    /// `kubectl get <args> -o json`, parsed.
+    pub fn json(&self, args: &[&str]) -> Result<Value, String> {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.kubectl(&all)?;
+        serde_json::from_str(&out).map_err(|e| format!("kubectl {}: {e}", all.join(" ")))
+    }
 
-        // the Deployment's settings, as a user gets them; then what running it outside the
-        // cluster needs (webhook by URL on 127.0.0.1, free ports, the token's kubeconfig)
-        let env = deployment_env(&rendered());
-        let monitored_id = env
-            .iter()
-            .find(|(k, _)| k == "MONITORED_ID")
-            .map(|(_, v)| v.clone())
-            .expect("MONITORED_ID in the Deployment");
-        let mut op = Operator::out_of_cluster(&op_kc, OPERATOR_NS, &monitored_id);
-        op.cmd.envs(env);
-        // a short re-run window instead of the default 60 s, to keep CI short (a documented flag)
-        op.cmd
-            .args(["--meltdown-duration", "3", "--log-level", "debug"]);
-        let running = op.start();
-        Target {
-            kubeconfig: admin,
-            monitored_id,
-            wait: Duration::from_secs(120),
-            operator: Some(Mutex::new(running)),
-        }
+    /// The deployed operator's recent log lines, for failure messages.
+    pub fn operator_log(&self) -> String {
+        self.kubectl(&[
+            "logs",
+            "-n",
+            OPERATOR_NS,
+            "-l",
+            OPERATOR_SELECTOR,
+            "--prefix",
+            "--tail=40",
+        ])
+        .unwrap_or_else(|e| e)
     }
 
     /// A fresh monitored namespace: `manifests/staging-namespace.yaml` with another name (and
@@ -152,23 +121,6 @@ impl Target {
     }
 }
 
-/// The literal environment of the Deployment's container (`valueFrom` entries are what running
-/// outside the cluster replaces: the operator namespace is passed as a flag).
-pub fn deployment_env(objects: &[Value]) -> Vec<(String, String)> {
-    let deployment = find(objects, "Deployment", "quarks-job");
-    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .expect("env of the Deployment")
-        .iter()
-        .filter_map(|e| {
-            Some((
-                e["name"].as_str()?.to_string(),
-                e["value"].as_str()?.to_string(),
-            ))
-        })
-        .collect()
-}
-
 /// One test's namespace, driven with `kubectl`.
 pub struct Ns {
     pub target: &'static Target,
@@ -180,7 +132,7 @@ impl Ns {
     pub fn kubectl(&self, args: &[&str]) -> Result<String, String> {
         let mut all = vec!["-n", self.name.as_str()];
         all.extend_from_slice(args);
-        kubectl(&self.target.kubeconfig, &all)
+        self.target.kubectl(&all)
     }
 
     /// `kubectl apply -f <file>`; panics on failure and on any warning (the webhook warns about
@@ -209,6 +161,15 @@ impl Ns {
     pub fn get(&self, kind: &str, name: &str, jsonpath: &str) -> Option<String> {
         match self.kubectl(&["get", kind, name, "-o", &format!("jsonpath={jsonpath}")]) {
             Ok(out) => Some(out),
+            Err(e) if e.contains("NotFound") => None,
+            Err(e) => panic!("kubectl get {kind} {name}: {e}"),
+        }
+    }
+
+    /// `kubectl get <kind> <name> -o json`; None when the object does not exist.
+    pub fn json(&self, kind: &str, name: &str) -> Option<Value> {
+        match self.target.json(&["-n", &self.name, kind, name]) {
+            Ok(v) => Some(v),
             Err(e) if e.contains("NotFound") => None,
             Err(e) => panic!("kubectl get {kind} {name}: {e}"),
         }
@@ -248,9 +209,8 @@ impl Ns {
 
     /// Delete the namespace (the namespace controller removes what is inside).
     pub fn delete(self) {
-        let _ = kubectl(
-            &self.target.kubeconfig,
-            &["delete", "namespace", &self.name, "--wait=false"],
-        );
+        let _ = self
+            .target
+            .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
 }

@@ -8,6 +8,7 @@ pub mod faulty_proxy;
 pub mod helm;
 pub mod kubelet;
 pub mod manifests;
+pub mod node;
 pub mod process;
 pub mod yaml;
 
