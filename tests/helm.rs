@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use support::deployment::{assert_operator_deployment, env_value};
 use support::helm::{chart_dir, helm, template};
-use support::yaml::{self, find};
+use support::yaml::{self, find, find_in};
 
 fn chart_file(file: &str) -> Value {
     let text = std::fs::read_to_string(chart_dir().join(file)).expect("chart file");
@@ -263,6 +263,7 @@ fn rbac_equals_the_kustomize_manifests() {
     let kustomize = yaml::kustomize(&support::repo_root().join("manifests"));
     for (kind, name) in [
         ("ClusterRole", "quarks-job"),
+        ("ClusterRole", "quarks-job-monitored"),
         ("Role", "quarks-job"),
         ("ClusterRole", "qjob-persist-output"),
     ] {
@@ -272,15 +273,52 @@ fn rbac_equals_the_kustomize_manifests() {
             "{kind} {name}"
         );
     }
+    // the bindings, and the onboarding of the single namespace (the operator's RoleBinding,
+    // the output account's token Secret), are the same objects
     for (kind, name, ns) in [
         ("ClusterRoleBinding", "quarks-job", None),
         ("RoleBinding", "quarks-job", Some("quarks-job")),
+        ("RoleBinding", "quarks-job", Some("staging")),
         ("RoleBinding", "qjob-persist-output", Some("staging")),
     ] {
-        let (c, k) = (find(&chart, kind, name), find(&kustomize, kind, name));
+        let (c, k) = (
+            find_in(&chart, kind, name, ns),
+            find_in(&kustomize, kind, name, ns),
+        );
         assert_eq!(c["roleRef"], k["roleRef"], "{kind} {name}");
         assert_eq!(c["subjects"], k["subjects"], "{kind} {name}");
-        assert_eq!(c["metadata"]["namespace"].as_str(), ns, "{kind} {name}");
+    }
+    let token = "qjob-persist-output-qjob-token";
+    let (c, k) = (
+        find_in(&chart, "Secret", token, Some("staging")),
+        find_in(&kustomize, "Secret", token, Some("staging")),
+    );
+    assert_eq!(c["type"], k["type"]);
+    assert_eq!(c["metadata"]["annotations"], k["metadata"]["annotations"]);
+    assert_eq!(
+        token,
+        quarks_job::webhook::mutate::token_secret_name("qjob-persist-output")
+    );
+    // the certificate Secret, created empty (the operator may not create Secrets)
+    let (c, k) = (
+        find_in(
+            &chart,
+            "Secret",
+            "quarks-job-webhook-cert",
+            Some("quarks-job"),
+        ),
+        find_in(
+            &kustomize,
+            "Secret",
+            "quarks-job-webhook-cert",
+            Some("quarks-job"),
+        ),
+    );
+    for cert in [c, k] {
+        assert!(
+            cert.get("data").is_none() && cert.get("type").is_none(),
+            "{cert}"
+        );
     }
     // the single namespace is the manifests' example namespace `staging`
     let labels = &find(&chart, "Namespace", "staging")["metadata"]["labels"];
@@ -291,8 +329,28 @@ fn rbac_equals_the_kustomize_manifests() {
         assert_eq!(&labels[k], v, "label {k}");
     }
 
+    // the webhook configurations it may write are the ones the binary registers for its id
+    let blue = template(
+        "quarks-job",
+        "quarks-job",
+        &["--set", "global.monitoredID=Blue_Team.1"],
+    );
+    let granted = rules(find(&blue, "ClusterRole", "quarks-job"));
+    let name = quarks_job::certs::Registration::name_for("Blue_Team.1");
+    assert_eq!(name, "quarks-job-blue-team.1");
+    assert!(
+        granted
+            .iter()
+            .any(|r| r.contains("webhookconfigurations") && r.contains(&format!("\"{name}\""))),
+        "{granted:?}"
+    );
+
     // without CRD management the operator gets no permission on CRDs, and nothing else changes
-    let no_crd = template("quarks-job", "quarks-job", &["--set", "applyCRD=false"]);
+    let no_crd = template(
+        "quarks-job",
+        "quarks-job",
+        &["--set", "applyCRD=false,global.monitoredID=default"],
+    );
     let mut expected = rules(find(&kustomize, "ClusterRole", "quarks-job"));
     expected.retain(|r| !r.contains("customresourcedefinitions"));
     assert_eq!(rules(find(&no_crd, "ClusterRole", "quarks-job")), expected);

@@ -90,7 +90,7 @@ async fn job_pods_are_stored_mutated_and_pick_up_new_versions() {
             .flatten()
             .any(|m| m.name == "output-jsonout" && m.mount_path == "/mnt/quarks/jsonout")
     );
-    // the operator keeps that token Secret, and Kubernetes filled it for the account
+    // the onboarding created that token Secret, and Kubernetes filled it for the account
     let token = eventually_some(WAIT, "the output account's token", || async {
         let s = w
             .api::<Secret>()

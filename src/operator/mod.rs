@@ -87,13 +87,17 @@ pub async fn run(
     }
     info!("Registering Components");
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if let Err(e) = shutdown_signal().await {
-            tracing::error!("cannot listen for shutdown signals: {e}");
-            return;
+    let stop = std::sync::Arc::new(stop);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if let Err(e) = shutdown_signal().await {
+                tracing::error!("cannot listen for shutdown signals: {e}");
+                return;
+            }
+            info!("Shutting down");
+            let _ = stop.send(true);
         }
-        info!("Shutting down");
-        let _ = stop.send(true);
     });
     let readiness = Readiness::default();
     let metrics = crate::metrics::Metrics::default();
@@ -166,6 +170,8 @@ pub async fn run(
             finished
         }
     };
+    // (a webhook that cannot start ends the process: the health port closes too)
+    let _ = stop.send(true);
     let _ = health.await;
     match result {
         Ok(Ok(())) => Ok(()),

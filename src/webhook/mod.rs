@@ -5,8 +5,7 @@
 //! - `/probe` ([`probe`]): the operator's own dry-run pod, to know the apiserver calls the webhook.
 //!
 //! Handlers ([`handler`]) answer from in-memory caches ([`caches`]); [`server`] serves TLS with
-//! limits and graceful shutdown; [`run`] wires certificates, registration, caches and the output
-//! token Secrets ([`tokens`]).
+//! limits and graceful shutdown; [`run`] wires certificates, registration and caches.
 
 pub mod caches;
 pub mod handler;
@@ -14,7 +13,6 @@ pub mod mutate;
 pub mod probe;
 pub mod run;
 mod server;
-pub mod tokens;
 pub mod validate;
 pub mod versioned_refs;
 

@@ -26,8 +26,9 @@ pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccoun
 /// Name of the token volume.
 pub const TOKEN_VOLUME: &str = "qjob-output-token";
 
-/// The name of the token Secret the operator keeps for an output service account (a
-/// `kubernetes.io/service-account-token` Secret, filled by Kubernetes' token controller; since
+/// The name of the token Secret of an output service account that the output-persist container
+/// mounts: a `kubernetes.io/service-account-token` Secret, created when the namespace is onboarded
+/// (`manifests/staging-namespace.yaml`) and filled by Kubernetes' token controller (since
 /// Kubernetes 1.24 no such Secret exists unless someone creates it).
 pub fn token_secret_name(service_account: &str) -> String {
     sanitize_subdomain(&format!("{service_account}-qjob-token"))
@@ -137,7 +138,10 @@ fn add_output_container(
     if !ctx.service_account_exists {
         return Err(format!(
             "service account '{sa}' (named by label '{LABEL_QJOB_SERVICE_ACCOUNT}' of namespace '{ns}') does \
-             not exist in namespace '{ns}'; create it and bind it to the ClusterRole qjob-persist-output",
+             not exist in namespace '{ns}'; onboard the namespace as manifests/staging-namespace.yaml does: \
+             the service account, its token Secret '{token}' and its RoleBinding to the ClusterRole \
+             qjob-persist-output",
+            token = token_secret_name(sa),
             ns = ctx.namespace
         ));
     }

@@ -1,7 +1,7 @@
 //! Running the webhook next to the controllers: certificates are loaded (or made), the webhook
 //! configurations registered with their `caBundle` — so job pods are refused rather than admitted
 //! unmutated while the webhook cannot answer — the caches filled, and only then the TLS port
-//! opened. Certificate renewal and the output token Secrets run alongside until shutdown.
+//! opened. Certificate renewal runs alongside until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,7 +20,6 @@ use crate::certs::{
 use crate::cli::{OperatorArgs, WebhookArgs};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
-use crate::names::sanitize_subdomain;
 use crate::operator::stopped;
 
 /// Readiness check: a certificate is loaded and registered.
@@ -77,7 +76,7 @@ impl Settings {
             listen: SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, wh.webhook_server_port)),
             certificates,
             registration: Registration {
-                name: sanitize_subdomain(&format!("quarks-job-{}", op.monitored_id)),
+                name: Registration::name_for(&op.monitored_id),
                 monitored_id: op.monitored_id.clone(),
                 operator_namespace: wh.operator_namespace.clone(),
                 target,
@@ -173,11 +172,6 @@ async fn serve(
         settings.metrics.certificate.clone(),
         shutdown.clone(),
     ));
-    let tokens = tokio::spawn(super::tokens::run(
-        client.clone(),
-        monitored_id.clone(),
-        stopped(shutdown.clone()),
-    ));
     let (caches, fill) = Caches::new(client, &monitored_id);
     let filling = tokio::spawn(fill);
 
@@ -199,9 +193,6 @@ async fn serve(
         serve_tls(listener, tls, app, stopped(shutdown)).await;
     }
     filling.abort();
-    // The token controller only makes idempotent creates; stop it outright: kube-runtime's
-    // controller does not finish a graceful shutdown that comes before its first full list.
-    tokens.abort();
     let _ = renewal.await;
     Ok(())
 }

@@ -66,6 +66,25 @@ pub async fn test_namespace(client: &Client, prefix: &str, labels: &[(&str, &str
     name
 }
 
+/// A fresh monitored namespace onboarded in one step, as users do it: the onboarding manifest
+/// ([`manifests::onboarding`]: labels for monitored id `id`, the output ServiceAccount
+/// `qjob-persist-output` with its token Secret and RoleBinding, and the RoleBinding of the
+/// operator's account in `operator_ns`) applied with kubectl; returns once pods can be created.
+pub async fn monitored_namespace(
+    client: &Client,
+    prefix: &str,
+    id: &str,
+    operator_ns: &str,
+) -> String {
+    let name = format!("{prefix}-{}", unique());
+    manifests::apply(
+        &shared().kubeconfig,
+        &manifests::onboarding(&name, id, operator_ns),
+    );
+    service_account_token(client, &name, "default").await;
+    name
+}
+
 /// The token of the ServiceAccount `name` in `namespace`, once Kubernetes 1.20's token controller
 /// has put it into a Secret listed in the account's `.secrets`.
 pub async fn service_account_token(client: &Client, namespace: &str, name: &str) -> String {

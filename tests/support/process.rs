@@ -112,6 +112,27 @@ impl Running {
         assert!(status.success(), "exit {status:?}\n{log}");
     }
 
+    /// Wait until it exits by itself; return the status and the whole log. Panics with the log
+    /// if it still runs after `timeout`.
+    pub fn wait_exit(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for quarks-job") {
+                break status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "still running after {timeout:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.stderr())
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(self) -> std::process::ExitStatus {
         self.stop().0
