@@ -33,6 +33,8 @@ const NOTABLE: &[&str] = &[
     "nodeSelector.disk=ssd,podLabels.team=a,imagePullSecrets[0].name=other",
     "--set",
     "jobImagePullSecrets={regcred,mirror}",
+    "--set",
+    "outputPersist.resources.limits.cpu=,outputPersist.resources.requests.memory=64Mi",
 ];
 
 #[test]
@@ -109,6 +111,7 @@ fn bad_values_are_rejected_naming_the_value() {
     assert!(render("logLevel=verbose").contains("logLevel"));
     assert!(render("maxWorkers=0").contains("maxWorkers"));
     assert!(render("global.image.pullPolicy=Sometimes").contains("pullPolicy"));
+    assert!(render("outputPersist.resources.limits.memory=128MB").contains("memory"));
     let e = render("global.image.credentials.username=u,global.image.credentials.servername=r");
     assert!(e.contains("global.image.credentials.password"), "{e}");
 }
@@ -125,6 +128,16 @@ fn default_values_render_a_consistent_operator_with_upstream_names() {
     assert_eq!(env_value(c, "MONITORED_ID").as_deref(), Some("quarks-job"));
     assert_eq!(env_value(c, "APPLY_CRD").as_deref(), Some("true"));
     assert_eq!(env_value(c, "CTX_TIMEOUT").as_deref(), Some("30"));
+    // the output container's resources are the binary's defaults
+    let defaults = quarks_job::webhook::resources::OutputResources::DEFAULTS;
+    for (var, default) in [
+        ("OUTPUT_PERSIST_CPU_REQUEST", defaults.cpu_request),
+        ("OUTPUT_PERSIST_MEMORY_REQUEST", defaults.memory_request),
+        ("OUTPUT_PERSIST_CPU_LIMIT", defaults.cpu_limit),
+        ("OUTPUT_PERSIST_MEMORY_LIMIT", defaults.memory_limit),
+    ] {
+        assert_eq!(env_value(c, var).as_deref(), default, "{var}");
+    }
     assert_eq!(
         env_value(c, "WEBHOOK_CERT_SECRET").as_deref(),
         Some("quarks-job-webhook-cert")
@@ -191,6 +204,14 @@ fn notable_values_reach_the_operator() {
     assert_eq!(env("MAX_WORKERS").as_deref(), Some("4"));
     assert_eq!(env("VERSIONED_SECRET_HISTORY").as_deref(), Some("3"));
     assert_eq!(env("MONITORED_ID").as_deref(), Some("blue"));
+    // the output container's resources: one changed, one removed, the others the defaults
+    assert_eq!(
+        env("OUTPUT_PERSIST_MEMORY_REQUEST").as_deref(),
+        Some("64Mi")
+    );
+    assert_eq!(env("OUTPUT_PERSIST_CPU_LIMIT").as_deref(), Some(""));
+    assert_eq!(env("OUTPUT_PERSIST_CPU_REQUEST").as_deref(), Some("10m"));
+    assert_eq!(env("OUTPUT_PERSIST_MEMORY_LIMIT").as_deref(), Some("128Mi"));
     assert_eq!(env("DOCKER_IMAGE_TAG").as_deref(), Some("1.2.3"));
     assert_eq!(
         env("DOCKER_IMAGE_PULL_SECRETS").as_deref(),

@@ -5,6 +5,7 @@ use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::VERSION;
+use crate::webhook::resources;
 
 /// Every environment variable the binary reads (each also settable by its flag).
 pub const ENV_VARS: &[&str] = &[
@@ -31,6 +32,10 @@ pub const ENV_VARS: &[&str] = &[
     "WEBHOOK_CERT_SECRET",
     "HEALTH_PORT",
     "VERSIONED_SECRET_HISTORY",
+    "OUTPUT_PERSIST_CPU_REQUEST",
+    "OUTPUT_PERSIST_MEMORY_REQUEST",
+    "OUTPUT_PERSIST_CPU_LIMIT",
+    "OUTPUT_PERSIST_MEMORY_LIMIT",
     "LEADER_ELECTION",
     "LEADER_ELECTION_NAMESPACE",
     "LEADER_ELECTION_LEASE_DURATION",
@@ -284,6 +289,38 @@ pub struct WebhookArgs {
         default_value_t = 0
     )]
     pub versioned_secret_history: u32,
+
+    /// (OUTPUT_PERSIST_CPU_REQUEST) CPU request of the output-persist container injected into job pods; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_CPU_REQUEST", hide_env = true, default_value = resources::DEFAULT_CPU_REQUEST,
+          value_parser = quantity_setting)]
+    pub output_persist_cpu_request: String,
+
+    /// (OUTPUT_PERSIST_MEMORY_REQUEST) Memory request of the output-persist container; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_MEMORY_REQUEST", hide_env = true, default_value = resources::DEFAULT_MEMORY_REQUEST,
+          value_parser = quantity_setting)]
+    pub output_persist_memory_request: String,
+
+    /// (OUTPUT_PERSIST_CPU_LIMIT) CPU limit of the output-persist container; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_CPU_LIMIT", hide_env = true, default_value = resources::DEFAULT_CPU_LIMIT,
+          value_parser = quantity_setting)]
+    pub output_persist_cpu_limit: String,
+
+    /// (OUTPUT_PERSIST_MEMORY_LIMIT) Memory limit of the output-persist container; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_MEMORY_LIMIT", hide_env = true, default_value = resources::DEFAULT_MEMORY_LIMIT,
+          value_parser = quantity_setting)]
+    pub output_persist_memory_limit: String,
+}
+
+impl WebhookArgs {
+    /// The `--output-persist-*` settings.
+    pub fn output_resources(&self) -> resources::OutputResources<'_> {
+        resources::OutputResources {
+            cpu_request: Some(&self.output_persist_cpu_request),
+            memory_request: Some(&self.output_persist_memory_request),
+            cpu_limit: Some(&self.output_persist_cpu_limit),
+            memory_limit: Some(&self.output_persist_memory_limit),
+        }
+    }
 }
 
 /// Leader election: replicas share a coordination.k8s.io Lease; only its holder reconciles,
@@ -357,6 +394,17 @@ fn non_empty(what: &'static str) -> impl TypedValueParser<Value = String> {
         } else {
             Ok(s.to_string())
         }
+    }
+}
+
+/// A resource quantity (e.g. `100m`, `64Mi`), or empty for none.
+fn quantity_setting(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() || resources::quantity(s.trim()).is_some() {
+        Ok(s.trim().to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1G), nor empty for none"
+        ))
     }
 }
 

@@ -11,6 +11,7 @@ pub mod caches;
 pub mod handler;
 pub mod mutate;
 pub mod probe;
+pub mod resources;
 pub mod run;
 mod server;
 pub mod validate;

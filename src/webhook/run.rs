@@ -86,6 +86,8 @@ impl Settings {
                 pull_policy: op.docker_image_pull_policy.as_str().to_string(),
                 versioned_secret_history: wh.versioned_secret_history,
                 pull_secrets: op.docker_image_pull_secrets.clone(),
+                // (checked at start, see main: a bad setting never gets here)
+                resources: wh.output_resources().requirements().unwrap_or_default(),
             },
             metrics: Metrics::default(),
         }

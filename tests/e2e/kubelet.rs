@@ -11,7 +11,13 @@
 //!   entrypoint) with the container's `args` and `env` (downward-API fields resolved from the
 //!   pod), `OUTPUT_DIR` pointing at its `/mnt/quarks` (the flag's default, documented), and a
 //!   kubeconfig holding the token of the Secret the pod mounts at the service-account path
-//!   (the token it would get in the pod); its exit code goes into the pod status.
+//!   (the token it would get in the pod); its exit code goes into the pod status. When the test
+//!   runs as root it also applies the container's security context as a kubelet would: its
+//!   `runAsUser`/`runAsGroup`, and `readOnlyRootFilesystem` as a private mount namespace in which
+//!   `/` is read-only. emptyDir volumes are world-writable directories (as the kubelet makes
+//!   them) and the files "written by the user containers" get the default umask, so this proves
+//!   that persist-output, as the non-root user the webhook sets, reads what other containers
+//!   wrote and writes nothing to its file system.
 
 use std::path::{Path, PathBuf};
 
@@ -101,6 +107,8 @@ pub async fn run_pod(client: &Client, ns: &str, name: &str, writes: &[Write<'_>]
     let pod = pods.get(name).await.expect("get pod");
     let spec = pod.spec.clone().expect("pod spec");
     let dir = tempfile::tempdir().unwrap();
+    // reachable by the non-root user output-persist runs as; emptyDirs writable by anyone
+    set_mode(dir.path(), 0o755);
     let volumes = dir.path().join("volumes");
     for v in spec
         .volumes
@@ -109,6 +117,7 @@ pub async fn run_pod(client: &Client, ns: &str, name: &str, writes: &[Write<'_>]
         .filter(|v| v.empty_dir.is_some())
     {
         std::fs::create_dir_all(volumes.join(&v.name)).unwrap();
+        set_mode(&volumes.join(&v.name), 0o777);
     }
 
     // output-persist starts with the other containers and waits for them
@@ -214,9 +223,74 @@ async fn start_persist_output(
     cmd.stdin(std::process::Stdio::null())
         .stdout(file.try_clone().unwrap())
         .stderr(file);
+    apply_security_context(&mut cmd, container);
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     (cmd.spawn().expect("start persist-output"), log)
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The container's user, group and read-only root file system, applied to the process as a
+/// kubelet would (only possible as root; otherwise it runs as this non-root test user).
+fn apply_security_context(cmd: &mut std::process::Command, container: &Container) {
+    use std::os::unix::process::CommandExt;
+    let sc = container.security_context.clone().unwrap_or_default();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("--- not root: output-persist runs as this user, on a writable file system");
+        return;
+    }
+    let user = sc.run_as_user.map(|u| u as libc::uid_t);
+    let group = sc.run_as_group.or(sc.run_as_user).map(|g| g as libc::gid_t);
+    let read_only = sc.read_only_root_filesystem == Some(true);
+    eprintln!(
+        "--- output-persist runs as user {user:?}, group {group:?}, read-only root: {read_only}"
+    );
+    let root = c"/";
+    // SAFETY: the closure runs in the child between fork and exec and only makes system calls
+    // (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(move || {
+            let check = |r: libc::c_int| {
+                if r == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            if read_only {
+                check(libc::unshare(libc::CLONE_NEWNS))?;
+                let private = (libc::MS_REC | libc::MS_PRIVATE) as libc::c_ulong;
+                check(libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    private,
+                    std::ptr::null(),
+                ))?;
+                let ro = (libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY) as libc::c_ulong;
+                check(libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    ro,
+                    std::ptr::null(),
+                ))?;
+            }
+            if let Some(g) = group {
+                check(libc::setgroups(0, std::ptr::null()))?;
+                check(libc::setgid(g))?;
+            }
+            if let Some(u) = user {
+                check(libc::setuid(u))?;
+            }
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]

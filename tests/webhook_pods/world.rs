@@ -11,6 +11,7 @@ use quarks_job::api::labels::LABEL_QJOB_NAME;
 use quarks_job::certs::{Registration, Source, Target, webhook_sans};
 use quarks_job::health::Readiness;
 use quarks_job::webhook::handler::PodSettings;
+use quarks_job::webhook::resources::OutputResources;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -61,6 +62,7 @@ pub async fn world(prefix: &str) -> World {
             pull_policy: "IfNotPresent".into(),
             versioned_secret_history: 0,
             pull_secrets: vec!["registry-creds".into()],
+            resources: OutputResources::DEFAULTS.requirements().unwrap(),
         },
         metrics: Default::default(),
     };
