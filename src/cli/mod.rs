@@ -28,6 +28,7 @@ pub const ENV_VARS: &[&str] = &[
     "WEBHOOK_SERVICE_PORT",
     "WEBHOOK_SERVER_HOST",
     "WEBHOOK_SERVER_PORT",
+    "BIND_ADDRESS",
     "WEBHOOK_CERT_DIR",
     "WEBHOOK_CERT_SECRET",
     "HEALTH_PORT",
@@ -268,6 +269,10 @@ pub struct WebhookArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub webhook_server_port: u16,
 
+    /// (BIND_ADDRESS) Address the webhook and health ports listen on; defaults to --webhook-server-host when set (outside the cluster), else to every address (0.0.0.0: in a pod, its IP)
+    #[arg(long, env = "BIND_ADDRESS", hide_env = true, value_parser = non_empty("the bind address"))]
+    pub bind_address: Option<String>,
+
     /// (WEBHOOK_CERT_DIR) Directory with tls.crt, tls.key and ca.crt to serve instead of self-managed certificates; reloaded when they change
     #[arg(long, env = "WEBHOOK_CERT_DIR", hide_env = true)]
     pub webhook_cert_dir: Option<std::path::PathBuf>,
@@ -312,6 +317,23 @@ pub struct WebhookArgs {
 }
 
 impl WebhookArgs {
+    /// `host:port` to listen on for `port`: `--bind-address`, else `--webhook-server-host`,
+    /// else every IPv4 address.
+    pub fn listen_address(&self, port: u16) -> String {
+        let host = self
+            .bind_address
+            .as_deref()
+            .or(self.webhook_server_host.as_deref())
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .unwrap_or("0.0.0.0");
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    }
+
     /// The `--output-persist-*` settings.
     pub fn output_resources(&self) -> resources::OutputResources<'_> {
         resources::OutputResources {

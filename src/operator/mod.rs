@@ -73,6 +73,7 @@ pub async fn run(
     leader: &LeaderArgs,
     kubeconfig: Option<&str>,
 ) -> Result<()> {
+    raise_open_files_limit();
     info!("Checking kube config");
     let client = connect(kubeconfig).await?;
     info!(
@@ -101,9 +102,10 @@ pub async fn run(
     });
     let readiness = Readiness::default();
     let metrics = crate::metrics::Metrics::default();
-    let health = TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, webhook.health_port))
+    let health_address = webhook.listen_address(webhook.health_port);
+    let health = TcpListener::bind(health_address.as_str())
         .await
-        .map_err(|e| Error::Listen(format!("health port {}: {e}", webhook.health_port)))?;
+        .map_err(|e| Error::Listen(format!("health port {health_address}: {e}")))?;
     let health = tokio::spawn(crate::health::serve(
         health,
         crate::health::router(readiness.clone(), metrics.clone()),
@@ -243,6 +245,26 @@ async fn reconcile_when_leading(
         && let Ok(mut elector) = election.await
     {
         elector.release().await;
+    }
+}
+
+/// Raise the soft limit of open files to the hard limit, as Go programs do: every webhook
+/// connection is a file, and a soft limit of 1024 (common in containers) would make the
+/// webhook's connection cap (`webhook::MAX_CONNECTIONS`) unreachable, with accept errors long
+/// before.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit) {
+            Ok(()) => tracing::debug!(
+                "Open files limit raised from {from:?} to {:?}",
+                limit.maximum
+            ),
+            Err(e) => tracing::warn!("Cannot raise the open files limit ({from:?}): {e}"),
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! Running the webhook next to the controllers: certificates are loaded (or made), the webhook
 //! configurations registered with their `caBundle` — so job pods are refused rather than admitted
 //! unmutated while the webhook cannot answer — the caches filled, and only then the TLS port
-//! opened. Certificate renewal runs alongside until shutdown.
+//! opened: before, a connection is refused at once instead of being accepted by the kernel and
+//! left unanswered until the apiserver's 10 s timeout. Certificate renewal runs alongside until
+//! shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kube::Client;
@@ -13,7 +14,8 @@ use tracing::info;
 
 use super::caches::Caches;
 use super::handler::{PodSettings, router};
-use super::server::{serve_tls, with_limits};
+use super::limits::with_limits;
+use super::server::serve_tls;
 use crate::certs::{
     self, HotSwapResolver, LoadError, Registration, Source, Target, server_config, webhook_sans,
 };
@@ -30,8 +32,8 @@ pub const READY_CACHES: &str = "webhook caches";
 /// Everything the webhook needs.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Address of the TLS port.
-    pub listen: SocketAddr,
+    /// Address of the TLS port, `host:port` (a host name is resolved).
+    pub listen: String,
     /// Where the certificates come from.
     pub certificates: Source,
     /// How the apiserver reaches the webhook.
@@ -73,7 +75,7 @@ impl Settings {
             },
         };
         Settings {
-            listen: SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, wh.webhook_server_port)),
+            listen: wh.listen_address(wh.webhook_server_port),
             certificates,
             registration: Registration {
                 name: Registration::name_for(&op.monitored_id),
@@ -107,7 +109,7 @@ pub enum WebhookError {
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
-        addr: SocketAddr,
+        addr: String,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -177,24 +179,31 @@ async fn serve(
     let (caches, fill) = Caches::new(client, &monitored_id);
     let filling = tokio::spawn(fill);
 
-    let listener =
-        TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| WebhookError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
     let filled = tokio::select! {
         _ = caches.wait_ready() => true,
         _ = stopped(shutdown.clone()) => false,
     };
+    let mut result = Ok(());
     if filled {
-        readiness.set(READY_CACHES, true);
         info!("Webhook caches are filled");
-        let app = with_limits(router(caches, settings.pod, settings.metrics.admission));
-        serve_tls(listener, tls, app, stopped(shutdown)).await;
+        match TcpListener::bind(settings.listen.as_str()).await {
+            Ok(listener) => {
+                readiness.set(READY_CACHES, true);
+                let app = with_limits(router(caches, settings.pod, settings.metrics.admission));
+                serve_tls(listener, tls, app, stopped(shutdown)).await;
+            }
+            Err(source) => {
+                result = Err(WebhookError::Listen {
+                    addr: settings.listen.clone(),
+                    source,
+                });
+            }
+        }
     }
     filling.abort();
+    if result.is_err() {
+        renewal.abort();
+    }
     let _ = renewal.await;
-    Ok(())
+    result
 }

@@ -5,9 +5,11 @@
 pub mod controlplane;
 pub mod deployment;
 pub mod helm;
+pub mod hostile;
 pub mod kubelet;
 pub mod manifests;
 pub mod process;
+pub mod tls;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};

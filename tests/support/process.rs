@@ -55,6 +55,11 @@ impl Running {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything written to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -176,18 +181,20 @@ pub struct Operator {
     /// The command; add flags or environment variables before [`Operator::start`].
     pub cmd: Command,
     health: String,
+    webhook: String,
 }
 
 impl Operator {
     /// `quarks-job` with `kubeconfig`, its operator namespace and monitored id.
     pub fn out_of_cluster(kubeconfig: &Path, operator_ns: &str, monitored_id: &str) -> Operator {
         let health_port = super::free_port();
+        let webhook_port = super::free_port();
         let mut cmd = quarks_job();
         cmd.args([
             "--webhook-server-host",
             "127.0.0.1",
             "--webhook-server-port",
-            &super::free_port(),
+            &webhook_port,
             "--health-port",
             &health_port,
             "--operator-namespace",
@@ -200,12 +207,18 @@ impl Operator {
         Operator {
             cmd,
             health: format!("127.0.0.1:{health_port}"),
+            webhook: format!("127.0.0.1:{webhook_port}"),
         }
     }
 
     /// `127.0.0.1:<health port>`.
     pub fn health(&self) -> &str {
         &self.health
+    }
+
+    /// `127.0.0.1:<webhook port>`.
+    pub fn webhook(&self) -> &str {
+        &self.webhook
     }
 
     /// Start it and wait until `/readyz` answers 200: CRD applied, certificates stored,

@@ -1,7 +1,6 @@
 //! The world of the webhook tests: a monitored namespace with the output ServiceAccount, and
 //! the webhook plus reconciler of the operator watching it, run in-process.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
@@ -42,7 +41,7 @@ pub async fn world(prefix: &str) -> World {
 
     let port: u16 = support::free_port().parse().unwrap();
     let settings = quarks_job::webhook::Settings {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        listen: format!("127.0.0.1:{port}"),
         certificates: Source::Managed {
             namespace: ops.clone(),
             secret: "quarks-job-webhook-cert".into(),
