@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use quarks_job::webhook::ConnectionLimits;
-use support::tls::{Server, connect, connector, start_with};
+use support::tls::{Server, connect, connector, h2, start_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -80,14 +80,7 @@ async fn slow_and_idle_clients_are_disconnected() {
         .unwrap();
     partial.flush().await.unwrap();
     // TLS and HTTP/2, then no request at all
-    let idle = connect(server.addr, &connector(&server.ca, b"h2"))
-        .await
-        .unwrap();
-    let (_h2, conn): (hyper::client::conn::http2::SendRequest<Empty<Bytes>>, _) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(idle))
-            .await
-            .unwrap();
-    let idle = tokio::spawn(conn);
+    let (_sender, idle) = h2::<Empty<Bytes>>(&server).await;
 
     closed_by_the_server(&mut silent, "a connection without TLS handshake").await;
     closed_by_the_server(&mut partial, "unfinished request headers").await;
@@ -103,19 +96,13 @@ async fn slow_and_idle_clients_are_disconnected() {
 #[tokio::test]
 async fn a_keep_alive_connection_with_a_request_in_flight_is_not_idle() {
     let server = start_with(short()).await;
-    let tls = connect(server.addr, &connector(&server.ca, b"h2"))
-        .await
-        .unwrap();
-    let (h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (sender, _) = h2(&server).await;
     // requests one after another, each shorter than the idle timeout, for longer than it
     for _ in 0..6 {
         let req = hyper::Request::get("https://127.0.0.1/slow")
             .body(Empty::<Bytes>::new())
             .unwrap();
-        let resp = h2
+        let resp = sender
             .clone()
             .send_request(req)
             .await

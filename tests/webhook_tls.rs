@@ -14,7 +14,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use quarks_job::certs::{Authority, CA_LIFETIME, SERVING_LIFETIME};
 use quarks_job::webhook::ConnectionLimits;
-use support::tls::{Server, connect, connector, start_with};
+use support::tls::{Server, connect, connector, h2, start_with};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -100,13 +100,7 @@ async fn rotation_while_clients_keep_sending_loses_no_request() {
     const REQUESTS: usize = 60;
 
     // a long-lived HTTP/2 connection that spans every rotation
-    let tls = connect(server.addr, &connector_h2(&server.ca))
-        .await
-        .unwrap();
-    let (h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (sender, _) = h2(&server).await;
 
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
@@ -137,7 +131,7 @@ async fn rotation_while_clients_keep_sending_loses_no_request() {
             .issue_serving(&["127.0.0.1".into()], SystemTime::now(), SERVING_LIFETIME)
             .unwrap();
         server.resolver.swap(&next.cert_pem, &next.key_pem).unwrap();
-        let mut sender = h2.clone();
+        let mut sender = sender.clone();
         let req = hyper::Request::get("https://127.0.0.1/hello")
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -216,13 +210,7 @@ async fn an_oversized_body_gets_413_over_http2_and_http1() {
     // well over the limit: the client is still sending when the server has seen enough
     let len = quarks_job::webhook::BODY_LIMIT + 4 * 1024 * 1024;
     // HTTP/2
-    let tls = connect(server.addr, &connector_h2(&server.ca))
-        .await
-        .unwrap();
-    let (h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (sender, _) = h2(&server).await;
     for declared in [true, false] {
         let req = hyper::Request::post("https://127.0.0.1/echo")
             .header("content-type", "application/json");
@@ -231,7 +219,7 @@ async fn an_oversized_body_gets_413_over_http2_and_http1() {
         } else {
             req
         };
-        let resp = h2
+        let resp = sender
             .clone()
             .send_request(req.body(streamed(len)).unwrap())
             .await

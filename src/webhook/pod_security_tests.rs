@@ -16,41 +16,43 @@ const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.ping_group_range",
 ];
 
-/// Every container of the pod with its kind, as `(where, security context, host ports)`.
-fn containers(
-    spec: &k8s_openapi::api::core::v1::PodSpec,
-) -> Vec<(String, Option<&SecurityContext>, Vec<i32>)> {
+/// What the rules look at in a container: where it is, its security context, its host ports.
+type Seen<'a> = (String, Option<&'a SecurityContext>, Vec<i32>);
+
+fn seen<'a>(
+    list: &str,
+    name: &str,
+    sc: Option<&'a SecurityContext>,
+    ports: Option<&Vec<k8s_openapi::api::core::v1::ContainerPort>>,
+) -> Seen<'a> {
+    let host_ports = ports.into_iter().flatten().filter_map(|p| p.host_port);
+    (format!("{list}[{name}]"), sc, host_ports.collect())
+}
+
+/// Every container of the pod: init, regular and ephemeral.
+fn containers(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<Seen<'_>> {
     let regular = spec.containers.iter().map(|c| {
-        (
-            format!("containers[{}]", c.name),
+        seen(
+            "containers",
+            &c.name,
             c.security_context.as_ref(),
-            c.ports
-                .iter()
-                .flatten()
-                .filter_map(|p| p.host_port)
-                .collect(),
+            c.ports.as_ref(),
         )
     });
     let init = spec.init_containers.iter().flatten().map(|c| {
-        (
-            format!("initContainers[{}]", c.name),
+        seen(
+            "initContainers",
+            &c.name,
             c.security_context.as_ref(),
-            c.ports
-                .iter()
-                .flatten()
-                .filter_map(|p| p.host_port)
-                .collect(),
+            c.ports.as_ref(),
         )
     });
     let ephemeral = spec.ephemeral_containers.iter().flatten().map(|c| {
-        (
-            format!("ephemeralContainers[{}]", c.name),
+        seen(
+            "ephemeralContainers",
+            &c.name,
             c.security_context.as_ref(),
-            c.ports
-                .iter()
-                .flatten()
-                .filter_map(|p| p.host_port)
-                .collect(),
+            c.ports.as_ref(),
         )
     });
     regular.chain(init).chain(ephemeral).collect()

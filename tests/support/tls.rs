@@ -90,3 +90,28 @@ pub async fn connect(addr: SocketAddr, connector: &TlsConnector) -> std::io::Res
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
         .await
 }
+
+/// An HTTP/2 connection (ALPN `h2`) to `server`: the request sender, and the task driving the
+/// connection, which ends when the connection does.
+pub async fn h2<B>(
+    server: &Server,
+) -> (
+    hyper::client::conn::http2::SendRequest<B>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+)
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tls = connect(server.addr, &connector(&server.ca, b"h2"))
+        .await
+        .expect("TLS");
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    (sender, tokio::spawn(conn))
+}
