@@ -36,10 +36,11 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_CONNECTIONS: usize = 2048;
 /// On shutdown, open connections get this long to finish their requests.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// HTTP/2 flow-control windows and the HTTP/1.1 read buffer: what one connection may make the
-/// server buffer before a handler reads it (the HTTP/2 default window; the apiserver's headers
-/// are far smaller).
-const CONNECTION_BUFFER: u32 = 64 * 1024;
+/// What one connection may make the server buffer before a handler reads it: the HTTP/2
+/// flow-control windows (the protocol's default), the HTTP/2 header list and the HTTP/1.1 read
+/// buffer, which holds the request headers (the apiserver's are far smaller).
+const H2_WINDOW: u32 = 64 * 1024;
+const H2_HEADER_LIST: u32 = 16 * 1024;
 const H1_READ_BUFFER: usize = 16 * 1024;
 
 /// The per-connection limits of [`serve_tls_with`].
@@ -169,9 +170,9 @@ async fn serve_connection(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .initial_stream_window_size(CONNECTION_BUFFER)
-        .initial_connection_window_size(CONNECTION_BUFFER)
-        .max_header_list_size(CONNECTION_BUFFER);
+        .initial_stream_window_size(H2_WINDOW)
+        .initial_connection_window_size(H2_WINDOW)
+        .max_header_list_size(H2_HEADER_LIST);
     // the protocol the client chose with ALPN, without waiting for it to say so again
     let builder = match alpn.as_deref() {
         Some(b"h2") => builder.http2_only(),
