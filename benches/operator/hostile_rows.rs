@@ -47,10 +47,16 @@ pub async fn rows(
     let mut samples = Vec::new();
     for _ in 0..runs.max(20) {
         let start = Instant::now();
-        pods.create(&dry, &pod)
+        let created = pods
+            .create(&dry, &pod)
             .await
             .expect("pod admission with 1,000 connections held");
         samples.push(start.elapsed());
+        let mutated = created
+            .spec
+            .and_then(|s| s.volumes)
+            .is_some_and(|v| v.iter().any(|v| v.name == "output-work"));
+        assert!(mutated, "the webhook did not add the output volume");
     }
     drop(held);
     let slow = Stats::of(samples);
