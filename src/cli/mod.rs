@@ -7,6 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::VERSION;
 use crate::webhook::resources;
 
+mod leader;
+mod values;
+
+pub use leader::LeaderArgs;
+use values::{non_empty, parse_monitored_id, quantity_setting};
+
 /// Every environment variable the binary reads (each also settable by its flag).
 pub const ENV_VARS: &[&str] = &[
     "APPLY_CRD",
@@ -345,41 +351,6 @@ impl WebhookArgs {
     }
 }
 
-/// Leader election: replicas share a coordination.k8s.io Lease; only its holder reconciles,
-/// every replica serves the webhook.
-#[derive(Args, Debug, Clone)]
-pub struct LeaderArgs {
-    /// (LEADER_ELECTION) If true, only the replica holding the Lease 'quarks-job-<monitored-id>' reconciles; false lets this process reconcile alone
-    #[arg(
-        long, env = "LEADER_ELECTION", hide_env = true, default_value_t = true, num_args = 0..=1,
-        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new()
-    )]
-    pub leader_election: bool,
-
-    /// (LEADER_ELECTION_NAMESPACE) Namespace of the Lease; defaults to the operator namespace
-    #[arg(long, env = "LEADER_ELECTION_NAMESPACE", hide_env = true)]
-    pub leader_election_namespace: Option<String>,
-
-    /// (LEADER_ELECTION_LEASE_DURATION) Seconds a Lease not renewed by its holder lasts before another replica takes over
-    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", hide_env = true, default_value_t = 15,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub leader_election_lease_duration: u64,
-
-    /// (LEADER_ELECTION_RENEW_DEADLINE) Seconds the leader keeps trying to renew before it stops reconciling; less than the lease duration
-    #[arg(long, env = "LEADER_ELECTION_RENEW_DEADLINE", hide_env = true, default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub leader_election_renew_deadline: u64,
-
-    /// (LEADER_ELECTION_RETRY_PERIOD) Seconds between two attempts to acquire or renew the Lease
-    #[arg(long, env = "LEADER_ELECTION_RETRY_PERIOD", hide_env = true, default_value_t = 2,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub leader_election_retry_period: u64,
-
-    /// (POD_NAME) Name of this replica's pod (set it from the downward API), its leader election identity; defaults to the hostname
-    #[arg(long, env = "POD_NAME", hide_env = true)]
-    pub pod_name: Option<String>,
-}
-
 /// `persist-output` flags.
 #[derive(Args, Debug, Clone)]
 pub struct PersistOutputArgs {
@@ -407,47 +378,6 @@ pub struct PersistOutputArgs {
         default_value_t = 0
     )]
     pub versioned_secret_history: usize,
-}
-
-fn non_empty(what: &'static str) -> impl TypedValueParser<Value = String> {
-    move |s: &str| -> Result<String, String> {
-        if s.trim().is_empty() {
-            Err(format!("{what} must not be empty"))
-        } else {
-            Ok(s.to_string())
-        }
-    }
-}
-
-/// A resource quantity (e.g. `100m`, `64Mi`), or empty for none.
-fn quantity_setting(s: &str) -> Result<String, String> {
-    if s.trim().is_empty() || resources::quantity(s.trim()).is_some() {
-        Ok(s.trim().to_string())
-    } else {
-        Err(format!(
-            "'{s}' is not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1G), nor empty for none"
-        ))
-    }
-}
-
-/// A monitored id is a label value: empty means `default` (as upstream), otherwise at most 63
-/// characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
-fn parse_monitored_id(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Ok("default".into());
-    }
-    let ok_chars = s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if s.len() > 63 || !ok_chars || !ok_ends {
-        return Err(format!(
-            "'{s}' is not a valid label value: at most 63 characters of A-Z, a-z, 0-9, '-', '_', '.', \
-             starting and ending with a letter or digit"
-        ));
-    }
-    Ok(s.to_string())
 }
 
 /// `quarks-job version`.
