@@ -32,9 +32,14 @@ CHART=deploy/helm/quarks-job
 image="${IMAGE_ORG%/}/${IMAGE_REPOSITORY}:${IMAGE_TAG}"
 [ -n "${IMAGE_ORG%/}" ] || image="${IMAGE_REPOSITORY}:${IMAGE_TAG}"
 
+# The webhook configurations the operator registers for MONITORED_ID (names::sanitize_subdomain
+# of quarks-job-<id>: a label value only changes case and '_').
+registration=$(printf 'quarks-job-%s' "$MONITORED_ID" | tr 'A-Z_' 'a-z-')
+
 # A kustomize overlay over manifests/: the Deployment's image, pull policy and the DOCKER_IMAGE_*
-# settings that name the image it injects, the monitored id. Strategic merge: env entries are
-# merged by name.
+# settings that name the image it injects, the monitored id (and the webhook configurations the
+# ClusterRole lets the operator write, named after it). Strategic merge: env entries are merged
+# by name.
 write_overlay() {
   mkdir -p "$OVERLAY_DIR"
   local base
@@ -72,6 +77,12 @@ patches:
         name: staging
         labels:
           quarks.cloudfoundry.org/monitored: "${MONITORED_ID}"
+  - target:
+      kind: ClusterRole
+      name: quarks-job
+    patch: |-
+      - {op: test, path: /rules/1/apiGroups/0, value: admissionregistration.k8s.io}
+      - {op: replace, path: /rules/1/resourceNames, value: ["${registration}"]}
 EOF
 }
 
@@ -82,7 +93,7 @@ helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
 # once no operator pod runs, or it would register them again.
 delete_registrations() {
   kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration \
-    "quarks-job-$MONITORED_ID" --ignore-not-found
+    "$registration" --ignore-not-found
 }
 
 case "$DEPLOY/$cmd" in

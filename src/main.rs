@@ -8,7 +8,10 @@ fn main() -> ExitCode {
     quarks_job::install_crypto_provider();
     // Usage errors print clap's message and exit with code 2.
     let cli = Cli::parse();
-    if let Err(message) = quarks_job::leader::timings(&cli.leader).check() {
+    let checked = quarks_job::leader::timings(&cli.leader)
+        .check()
+        .and_then(|()| cli.webhook.output_resources().requirements().map(drop));
+    if let Err(message) = checked {
         use clap::CommandFactory;
         Cli::command()
             .error(clap::error::ErrorKind::ValueValidation, message)

@@ -130,6 +130,17 @@ fn bad_flag_values_exit_2_with_a_message_naming_the_flag() {
             &[("LEADER_ELECTION_RETRY_PERIOD", "10")],
             "retry period (10s) must be less than the renew deadline (10s)",
         ),
+        // the injected container's resources: quantities, and no request above its limit
+        (
+            &["--output-persist-memory-limit", "128MB"],
+            &[],
+            "--output-persist-memory-limit",
+        ),
+        (
+            &[],
+            &[("OUTPUT_PERSIST_CPU_REQUEST", "1")],
+            "the output-persist cpu request 1 exceeds its limit 250m",
+        ),
     ];
     for (args, env, names) in cases {
         let out = run(args, env);

@@ -106,10 +106,28 @@ fn deploy_sets_the_image_it_runs_and_injects_and_the_monitored_id() {
         "e2e"
     );
 
+    // the operator may write the webhook configurations it registers for that id, no others
+    let role = find(&objects, "ClusterRole", "quarks-job");
+    let named: Vec<&Value> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["apiGroups"][0] == "admissionregistration.k8s.io")
+        .collect();
+    assert_eq!(named.len(), 1, "{role}");
+    assert_eq!(
+        named[0]["resourceNames"],
+        serde_json::json!([quarks_job::certs::Registration::name_for("e2e")])
+    );
+
     // nothing else differs from manifests/
     let mut ours = by_key(objects);
     let mut base = by_key(rendered());
-    for key in ["Deployment/quarks-job/quarks-job", "Namespace//staging"] {
+    for key in [
+        "Deployment/quarks-job/quarks-job",
+        "Namespace//staging",
+        "ClusterRole//quarks-job",
+    ] {
         assert!(
             ours.remove(key).is_some() && base.remove(key).is_some(),
             "{key}"

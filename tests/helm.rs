@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 use support::deployment::{assert_operator_deployment, env_value};
 use support::helm::{chart_dir, helm, template};
-use support::yaml::{self, find};
+use support::yaml::{self, find, find_in};
 
 fn chart_file(file: &str) -> Value {
     let text = std::fs::read_to_string(chart_dir().join(file)).expect("chart file");
@@ -33,6 +33,8 @@ const NOTABLE: &[&str] = &[
     "nodeSelector.disk=ssd,podLabels.team=a,imagePullSecrets[0].name=other",
     "--set",
     "jobImagePullSecrets={regcred,mirror}",
+    "--set",
+    "outputPersist.resources.limits.cpu=,outputPersist.resources.requests.memory=64Mi",
 ];
 
 #[test]
@@ -110,6 +112,7 @@ fn bad_values_are_rejected_naming_the_value() {
     assert!(render("maxWorkers=0").contains("maxWorkers"));
     assert!(render("jobHistory=-1").contains("jobHistory"));
     assert!(render("global.image.pullPolicy=Sometimes").contains("pullPolicy"));
+    assert!(render("outputPersist.resources.limits.memory=128MB").contains("memory"));
     let e = render("global.image.credentials.username=u,global.image.credentials.servername=r");
     assert!(e.contains("global.image.credentials.password"), "{e}");
 }
@@ -131,6 +134,16 @@ fn default_values_render_a_consistent_operator_with_upstream_names() {
         env_value(c, "JOB_HISTORY"),
         Some(quarks_job::cli::DEFAULT_JOB_HISTORY.to_string())
     );
+    // the output container's resources are the binary's defaults
+    let defaults = quarks_job::webhook::resources::OutputResources::DEFAULTS;
+    for (var, default) in [
+        ("OUTPUT_PERSIST_CPU_REQUEST", defaults.cpu_request),
+        ("OUTPUT_PERSIST_MEMORY_REQUEST", defaults.memory_request),
+        ("OUTPUT_PERSIST_CPU_LIMIT", defaults.cpu_limit),
+        ("OUTPUT_PERSIST_MEMORY_LIMIT", defaults.memory_limit),
+    ] {
+        assert_eq!(env_value(c, var).as_deref(), default, "{var}");
+    }
     assert_eq!(
         env_value(c, "WEBHOOK_CERT_SECRET").as_deref(),
         Some("quarks-job-webhook-cert")
@@ -198,6 +211,14 @@ fn notable_values_reach_the_operator() {
     assert_eq!(env("VERSIONED_SECRET_HISTORY").as_deref(), Some("3"));
     assert_eq!(env("JOB_HISTORY").as_deref(), Some("7"));
     assert_eq!(env("MONITORED_ID").as_deref(), Some("blue"));
+    // the output container's resources: one changed, one removed, the others the defaults
+    assert_eq!(
+        env("OUTPUT_PERSIST_MEMORY_REQUEST").as_deref(),
+        Some("64Mi")
+    );
+    assert_eq!(env("OUTPUT_PERSIST_CPU_LIMIT").as_deref(), Some(""));
+    assert_eq!(env("OUTPUT_PERSIST_CPU_REQUEST").as_deref(), Some("10m"));
+    assert_eq!(env("OUTPUT_PERSIST_MEMORY_LIMIT").as_deref(), Some("128Mi"));
     assert_eq!(env("DOCKER_IMAGE_TAG").as_deref(), Some("1.2.3"));
     assert_eq!(
         env("DOCKER_IMAGE_PULL_SECRETS").as_deref(),
@@ -270,6 +291,7 @@ fn rbac_equals_the_kustomize_manifests() {
     let kustomize = yaml::kustomize(&support::repo_root().join("manifests"));
     for (kind, name) in [
         ("ClusterRole", "quarks-job"),
+        ("ClusterRole", "quarks-job-monitored"),
         ("Role", "quarks-job"),
         ("ClusterRole", "qjob-persist-output"),
     ] {
@@ -279,15 +301,52 @@ fn rbac_equals_the_kustomize_manifests() {
             "{kind} {name}"
         );
     }
+    // the bindings, and the onboarding of the single namespace (the operator's RoleBinding,
+    // the output account's token Secret), are the same objects
     for (kind, name, ns) in [
         ("ClusterRoleBinding", "quarks-job", None),
         ("RoleBinding", "quarks-job", Some("quarks-job")),
+        ("RoleBinding", "quarks-job", Some("staging")),
         ("RoleBinding", "qjob-persist-output", Some("staging")),
     ] {
-        let (c, k) = (find(&chart, kind, name), find(&kustomize, kind, name));
+        let (c, k) = (
+            find_in(&chart, kind, name, ns),
+            find_in(&kustomize, kind, name, ns),
+        );
         assert_eq!(c["roleRef"], k["roleRef"], "{kind} {name}");
         assert_eq!(c["subjects"], k["subjects"], "{kind} {name}");
-        assert_eq!(c["metadata"]["namespace"].as_str(), ns, "{kind} {name}");
+    }
+    let token = "qjob-persist-output-qjob-token";
+    let (c, k) = (
+        find_in(&chart, "Secret", token, Some("staging")),
+        find_in(&kustomize, "Secret", token, Some("staging")),
+    );
+    assert_eq!(c["type"], k["type"]);
+    assert_eq!(c["metadata"]["annotations"], k["metadata"]["annotations"]);
+    assert_eq!(
+        token,
+        quarks_job::webhook::mutate::token_secret_name("qjob-persist-output")
+    );
+    // the certificate Secret, created empty (the operator may not create Secrets)
+    let (c, k) = (
+        find_in(
+            &chart,
+            "Secret",
+            "quarks-job-webhook-cert",
+            Some("quarks-job"),
+        ),
+        find_in(
+            &kustomize,
+            "Secret",
+            "quarks-job-webhook-cert",
+            Some("quarks-job"),
+        ),
+    );
+    for cert in [c, k] {
+        assert!(
+            cert.get("data").is_none() && cert.get("type").is_none(),
+            "{cert}"
+        );
     }
     // the single namespace is the manifests' example namespace `staging`
     let labels = &find(&chart, "Namespace", "staging")["metadata"]["labels"];
@@ -298,8 +357,28 @@ fn rbac_equals_the_kustomize_manifests() {
         assert_eq!(&labels[k], v, "label {k}");
     }
 
+    // the webhook configurations it may write are the ones the binary registers for its id
+    let blue = template(
+        "quarks-job",
+        "quarks-job",
+        &["--set", "global.monitoredID=Blue_Team.1"],
+    );
+    let granted = rules(find(&blue, "ClusterRole", "quarks-job"));
+    let name = quarks_job::certs::Registration::name_for("Blue_Team.1");
+    assert_eq!(name, "quarks-job-blue-team.1");
+    assert!(
+        granted
+            .iter()
+            .any(|r| r.contains("webhookconfigurations") && r.contains(&format!("\"{name}\""))),
+        "{granted:?}"
+    );
+
     // without CRD management the operator gets no permission on CRDs, and nothing else changes
-    let no_crd = template("quarks-job", "quarks-job", &["--set", "applyCRD=false"]);
+    let no_crd = template(
+        "quarks-job",
+        "quarks-job",
+        &["--set", "applyCRD=false,global.monitoredID=default"],
+    );
     let mut expected = rules(find(&kustomize, "ClusterRole", "quarks-job"));
     expected.retain(|r| !r.contains("customresourcedefinitions"));
     assert_eq!(rules(find(&no_crd, "ClusterRole", "quarks-job")), expected);

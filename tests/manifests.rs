@@ -14,7 +14,7 @@ use kube::api::Api;
 use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use reconcile_helpers::{WAIT, World};
 use serde_json::{Value, json};
-use support::manifests::{apply, find, manifests_dir, read_manifest, rendered};
+use support::manifests::{apply, find, manifests_dir, operator_rbac, read_manifest, rendered};
 use support::{eventually, kubectl, yaml};
 
 #[test]
@@ -70,30 +70,19 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     let admin_kc = support::shared().kubeconfig.clone();
 
     // operator namespace: a unique one, the manifests' `quarks-job` rewritten
+    // (and a unique monitored id: the webhook configurations it may write are named after it)
     let op_ns = support::test_namespace(&admin, "qjob-op", &[]).await;
-    let rbac = read_manifest("operator-rbac.yaml")
-        .replace("namespace: quarks-job", &format!("namespace: {op_ns}"));
-    assert!(rbac.contains(&format!("namespace: {op_ns}")));
-    apply(&admin_kc, &rbac);
+    let id = format!("ship-{}", support::unique());
+    apply(&admin_kc, &operator_rbac(&op_ns, &id));
     apply(&admin_kc, &read_manifest("persist-output-clusterrole.yaml"));
 
     // the monitored namespace: the `staging` example with a unique name and monitored id
-    let id = format!("ship-{}", support::unique());
-    let ns = format!("qjob-staging-{}", support::unique());
     let staging = read_manifest("staging-namespace.yaml");
     assert!(staging.contains(&format!("{LABEL_MONITORED}: default")));
     assert!(staging.contains(&format!(
         "{LABEL_QJOB_SERVICE_ACCOUNT}: qjob-persist-output"
     )));
-    let staging = staging
-        .replace("name: staging", &format!("name: {ns}"))
-        .replace("namespace: staging", &format!("namespace: {ns}"))
-        .replace(
-            &format!("{LABEL_MONITORED}: default"),
-            &format!("{LABEL_MONITORED}: {id}"),
-        );
-    apply(&admin_kc, &staging);
-    support::service_account_token(&admin, &ns, "default").await;
+    let ns = support::monitored_namespace(&admin, "qjob-staging", &id, &op_ns).await;
 
     // the operator's token (Kubernetes 1.20 creates token Secrets)
     let token = support::service_account_token(&admin, &op_ns, "quarks-job").await;
@@ -102,17 +91,14 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     let denied = kubectl(&op_kc, &["get", "nodes"]).unwrap_err();
     assert!(denied.contains("forbidden"), "{denied}");
 
-    // an empty certificate Secret, as if left over: the operator must renew it in place
-    // (secrets update, granted only by the Role in the operator namespace)
+    // the empty certificate Secret of the install: the operator fills it in place (secrets
+    // get and update of that one name, granted only by the Role in the operator namespace)
+    apply(
+        &admin_kc,
+        &read_manifest("webhook-cert-secret.yaml")
+            .replace("namespace: quarks-job", &format!("namespace: {op_ns}")),
+    );
     let op_secrets: Api<Secret> = Api::namespaced(admin.clone(), &op_ns);
-    op_secrets
-        .create(
-            &Default::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "quarks-job-webhook-cert"}}))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
 
     // ready: CRD applied, certificates stored, webhooks registered, caches synced
     let mut launch = support::process::Operator::out_of_cluster(&op_kc, &op_ns, &id);
@@ -131,14 +117,16 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
         id: id.clone(),
     };
     reconcile_helpers::end_to_end::errand_with_output(&w, || operator.stderr()).await;
-    // and the operator keeps its own token Secret for the output account (secrets create)
+    // the output account's token Secret the pod mounts came with the onboarding, and
+    // Kubernetes filled it
     let token_name = quarks_job::webhook::mutate::token_secret_name("qjob-persist-output");
-    eventually(WAIT, "the operator's output token Secret", || async {
+    eventually(WAIT, "the output account's token", || async {
         Api::<Secret>::namespaced(admin.clone(), &ns)
             .get_opt(&token_name)
             .await
             .unwrap()
-            .is_some()
+            .and_then(|s| s.data)
+            .is_some_and(|d| d.contains_key("token"))
     })
     .await;
 

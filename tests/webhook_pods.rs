@@ -59,6 +59,32 @@ async fn job_pods_are_stored_mutated_and_pick_up_new_versions() {
         persist.args.as_deref(),
         Some(&["persist-output".to_string()][..])
     );
+    // stored as the apiserver accepted it: Pod Security "restricted" settings of its own, and
+    // requests and limits (namespaces with a ResourceQuota)
+    let sc = persist
+        .security_context
+        .as_ref()
+        .expect("a security context");
+    assert_eq!(
+        (
+            sc.run_as_non_root,
+            sc.run_as_user,
+            sc.allow_privilege_escalation,
+            sc.read_only_root_filesystem
+        ),
+        (Some(true), Some(65532), Some(false), Some(true))
+    );
+    assert_eq!(
+        sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_string()])
+    );
+    assert_eq!(
+        sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    let resources = persist.resources.as_ref().expect("resources");
+    assert_eq!(resources.requests.as_ref().unwrap()["memory"].0, "32Mi");
+    assert_eq!(resources.limits.as_ref().unwrap()["cpu"].0, "250m");
     // with the operator image's pull secret (upstream §15.19)
     let pull: Vec<&str> = spec
         .image_pull_secrets
@@ -90,7 +116,7 @@ async fn job_pods_are_stored_mutated_and_pick_up_new_versions() {
             .flatten()
             .any(|m| m.name == "output-jsonout" && m.mount_path == "/mnt/quarks/jsonout")
     );
-    // the operator keeps that token Secret, and Kubernetes filled it for the account
+    // the onboarding created that token Secret, and Kubernetes filled it for the account
     let token = eventually_some(WAIT, "the output account's token", || async {
         let s = w
             .api::<Secret>()

@@ -2,82 +2,24 @@
 //! HTTP/1.1 and HTTP/2, certificate rotation while clients keep sending requests, and graceful
 //! shutdown. No control plane needed.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use axum::Router;
-use axum::routing::get;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use quarks_job::certs::{Authority, CA_LIFETIME, HotSwapResolver, SERVING_LIFETIME, server_config};
-use quarks_job::webhook::{serve_tls, with_limits};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use quarks_job::certs::{Authority, CA_LIFETIME, SERVING_LIFETIME};
+use quarks_job::webhook::ConnectionLimits;
+use support::tls::{Server, connect, connector, h2, start_with};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-struct Server {
-    addr: SocketAddr,
-    ca: Authority,
-    resolver: Arc<HotSwapResolver>,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
-}
-
 async fn start() -> Server {
-    quarks_job::install_crypto_provider();
-    let ca = Authority::generate("test-ca", SystemTime::now(), CA_LIFETIME).unwrap();
-    let serving = ca
-        .issue_serving(&["127.0.0.1".into()], SystemTime::now(), SERVING_LIFETIME)
-        .unwrap();
-    let resolver = HotSwapResolver::new(&serving.cert_pem, &serving.key_pem).unwrap();
-    let tls = Arc::new(server_config(resolver.clone()).unwrap());
-    let app = with_limits(Router::new().route("/hello", get(|| async { "hi" })).route(
-        "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            "done"
-        }),
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve_tls(listener, tls, app, async {
-        let _ = rx.await;
-    }));
-    Server {
-        addr,
-        ca,
-        resolver,
-        stop: Some(tx),
-        done,
-    }
-}
-
-fn connector(trusted: &Authority, alpn: &[u8]) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(trusted.cert_pem.as_bytes()).unwrap())
-        .unwrap();
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![alpn.to_vec()];
-    // Full handshakes only: a resumed session does not resend the server certificate.
-    config.resumption = rustls::client::Resumption::disabled();
-    TlsConnector::from(Arc::new(config))
-}
-
-type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
-
-async fn connect(addr: SocketAddr, connector: &TlsConnector) -> std::io::Result<TlsStream> {
-    let tcp = TcpStream::connect(addr).await?;
-    connector
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
+    start_with(ConnectionLimits::default()).await
 }
 
 /// One request on a fresh HTTP/1.1 connection; returns the body and the leaf certificate seen.
@@ -158,13 +100,7 @@ async fn rotation_while_clients_keep_sending_loses_no_request() {
     const REQUESTS: usize = 60;
 
     // a long-lived HTTP/2 connection that spans every rotation
-    let tls = connect(server.addr, &connector_h2(&server.ca))
-        .await
-        .unwrap();
-    let (h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let (sender, _) = h2(&server).await;
 
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
@@ -195,7 +131,7 @@ async fn rotation_while_clients_keep_sending_loses_no_request() {
             .issue_serving(&["127.0.0.1".into()], SystemTime::now(), SERVING_LIFETIME)
             .unwrap();
         server.resolver.swap(&next.cert_pem, &next.key_pem).unwrap();
-        let mut sender = h2.clone();
+        let mut sender = sender.clone();
         let req = hyper::Request::get("https://127.0.0.1/hello")
             .body(Empty::<Bytes>::new())
             .unwrap();
@@ -249,4 +185,109 @@ async fn shutdown_finishes_requests_in_flight_then_stops_listening() {
         TcpStream::connect(addr).await.is_err(),
         "the listener is closed"
     );
+}
+
+/// A body of `len` bytes in 64 KiB chunks, without a length up front.
+fn streamed(len: usize) -> impl hyper::body::Body<Data = Bytes, Error = std::convert::Infallible> {
+    let chunks: Vec<_> = (0..len.div_ceil(65536))
+        .map(|i| {
+            Ok(hyper::body::Frame::data(Bytes::from(vec![
+                b' ';
+                65536.min(
+                    len - i * 65536
+                )
+            ])))
+        })
+        .collect();
+    http_body_util::StreamBody::new(futures::stream::iter(chunks))
+}
+
+/// A body over the limit is answered 413 over HTTP/2 as over HTTP/1.1, not with a reset stream:
+/// with its length declared or not.
+#[tokio::test]
+async fn an_oversized_body_gets_413_over_http2_and_http1() {
+    let server = start().await;
+    // well over the limit: the client is still sending when the server has seen enough
+    let len = quarks_job::webhook::BODY_LIMIT + 4 * 1024 * 1024;
+    // HTTP/2
+    let (sender, _) = h2(&server).await;
+    for declared in [true, false] {
+        let req = hyper::Request::post("https://127.0.0.1/echo")
+            .header("content-type", "application/json");
+        let req = if declared {
+            req.header("content-length", len)
+        } else {
+            req
+        };
+        let resp = sender
+            .clone()
+            .send_request(req.body(streamed(len)).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("length declared: {declared}: no answer: {e:?}"));
+        assert_eq!(resp.status(), 413, "length declared: {declared}");
+        let body = resp.into_body().collect().await;
+        assert!(body.is_ok(), "length declared: {declared}: {body:?}");
+    }
+    let body = vec![b' '; len];
+    // HTTP/1.1
+    let tls = connect(server.addr, &connector(&server.ca, b"http/1.1"))
+        .await
+        .unwrap();
+    let (mut h1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post("/echo")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = h1.send_request(req).await.expect("an answer");
+    assert_eq!(resp.status(), 413);
+}
+
+/// Clients that still upload when the answer comes (curl) treat a reset stream as a failure,
+/// even after a complete 413: the rest of an oversized HTTP/2 body is read (and dropped) after
+/// the answer, so the upload ends normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_http2_upload_ends_normally_after_the_413() {
+    let server = start().await;
+    let tls = connect(server.addr, &connector_h2(&server.ca))
+        .await
+        .unwrap();
+    let (client, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let len = quarks_job::webhook::BODY_LIMIT + 4 * 1024 * 1024;
+    let request = http::Request::post("https://127.0.0.1/echo")
+        .header("content-length", len)
+        .body(())
+        .unwrap();
+    let (response, mut upload) = client.send_request(request, false).unwrap();
+    let sender = tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < len {
+            upload.reserve_capacity((len - sent).min(65536));
+            let granted = std::future::poll_fn(|cx| upload.poll_capacity(cx))
+                .await
+                .ok_or(format!("the stream ended after {sent} bytes"))?
+                .map_err(|e| format!("after {sent} bytes: {e}"))?;
+            upload
+                .send_data(Bytes::from(vec![b' '; granted]), sent + granted == len)
+                .map_err(|e| format!("after {sent} bytes: {e}"))?;
+            sent += granted;
+        }
+        Ok::<_, String>(())
+    });
+    let response = response.await.expect("an answer");
+    assert_eq!(response.status(), 413);
+    let mut body = response.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("the answer's body");
+        let _ = body.flow_control().release_capacity(chunk.len());
+    }
+    sender
+        .await
+        .unwrap()
+        .expect("the whole body sent, the stream not reset");
 }

@@ -144,6 +144,7 @@ pub async fn rows(kubeconfig: &Path, runs: usize) -> Vec<Row> {
     }
 
     let health = free_port();
+    let webhook = free_port();
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_quarks-job"))
         .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
@@ -154,7 +155,7 @@ pub async fn rows(kubeconfig: &Path, runs: usize) -> Vec<Row> {
             "bench",
         ])
         .args(["--webhook-server-host", "127.0.0.1"])
-        .args(["--webhook-server-port", &free_port().to_string()])
+        .args(["--webhook-server-port", &webhook.to_string()])
         .args(["--health-port", &health.to_string()])
         .args(["--log-level", "warn"])
         .env_remove("RUST_LOG")
@@ -283,6 +284,10 @@ pub async fn rows(kubeconfig: &Path, runs: usize) -> Vec<Row> {
         96 << 20,
     ));
     rows.push(Row::bytes("operator peak memory (VmHWM)", peak, 128 << 20));
+    // (last: the adversarial bodies raise the peak memory measured above)
+    rows.extend(
+        crate::hostile_rows::rows(&client, OPERATOR_NS, NS, webhook, pid, runs, without.p50).await,
+    );
     drop(operator);
     let size = std::fs::metadata(env!("CARGO_BIN_EXE_quarks-job"))
         .map(|m| m.len())

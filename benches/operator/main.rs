@@ -8,7 +8,12 @@
 #[path = "../../tests/support/controlplane.rs"]
 mod controlplane;
 
+#[allow(dead_code)] // the tests use more of it than the benchmark
+#[path = "../../tests/support/hostile.rs"]
+mod hostile;
+
 mod cluster;
+mod hostile_rows;
 mod pure;
 
 use std::fmt::Write as _;
@@ -160,7 +165,12 @@ fn main() {
          * **pod admission**: a pod create through the apiserver that calls the mutating webhook \
            (TLS, the operator's caches), compared with a pod the webhook is not called for.\n\
          * **memory**: resident set of the operator process (`VmRSS`; peak `VmHWM`) when idle, and \
-           with 500 QuarksJobs in its caches.\n",
+           with 500 QuarksJobs in its caches.\n\
+         * **hostile clients**: the same pod admission while 1,000 connections to the webhook port \
+           are held open, stalled before a complete request (a third without a byte, a third in \
+           the TLS handshake, a third in the request headers); then the largest bodies \
+           (7 MiB: numbers, short strings, one string, short keys) sent to `/mutate-pods` 4 at a \
+           time, and the process's peak resident memory (the Deployment's limit is 256 MiB).\n",
         machine()
     );
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");

@@ -58,6 +58,9 @@ fn versions() -> Vec<ObjectMeta> {
 /// Rows for the pure measurements.
 pub fn rows() -> Vec<Row> {
     let (pod, qjob, versions) = (pod(), qjob(), versions());
+    let resources = quarks_job::webhook::resources::OutputResources::DEFAULTS
+        .requirements()
+        .expect("resources");
     let ctx = Context {
         namespace: "ns",
         qjob: Some(&qjob),
@@ -68,6 +71,7 @@ pub fn rows() -> Vec<Row> {
         versioned_secret_history: 0,
         pull_secrets: &[],
         versioned_secrets: &versions,
+        resources: &resources,
     };
     let patch = mutate(&pod, &ctx).expect("mutate");
     assert!(!patch.0.is_empty(), "the mutation changed nothing");

@@ -67,6 +67,12 @@ pub struct Registration {
 }
 
 impl Registration {
+    /// The name of both configurations for `monitored_id`: `quarks-job-<id>` as an object name
+    /// (the RBAC of `manifests/` and the chart grants writes to this name only).
+    pub fn name_for(monitored_id: &str) -> String {
+        crate::names::sanitize_subdomain(&format!("quarks-job-{monitored_id}"))
+    }
+
     fn client_config(&self, path: &str, ca_bundle: &[u8]) -> WebhookClientConfig {
         let ca_bundle = Some(ByteString(ca_bundle.to_vec()));
         match &self.target {

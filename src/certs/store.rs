@@ -163,6 +163,19 @@ pub enum StoreError {
         #[source]
         source: kube::Error,
     },
+    /// The Secret does not exist and the operator may not create it (the shipped RBAC grants
+    /// no Secret creation: the install creates the Secret empty).
+    #[error(
+        "certificate secret '{namespace}/{name}' does not exist and the operator may not create \
+         Secrets: create it empty (manifests/webhook-cert-secret.yaml, or helm upgrade) and the \
+         operator fills it"
+    )]
+    Missing {
+        /// Namespace of the Secret.
+        namespace: String,
+        /// Name of the Secret.
+        name: String,
+    },
 }
 
 /// Read the certificate Secret, create or renew what is missing or due, and return what to
@@ -191,6 +204,7 @@ pub async fn ensure(
             describe(&plan)
         );
         let bundle = execute(plan, sans, now)?;
+        let creating = existing.is_none();
         let result = match existing {
             None => {
                 let secret = Secret {
@@ -219,6 +233,12 @@ pub async fn ensure(
         match result {
             Ok(()) => return Ok(bundle),
             Err(kube::Error::Api(e)) if e.code == 409 => continue, // another replica wrote first: adopt it
+            Err(kube::Error::Api(e)) if e.code == 403 && creating => {
+                return Err(StoreError::Missing {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                });
+            }
             Err(e) => return Err(kube_err(e)),
         }
     }

@@ -5,6 +5,13 @@ use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::VERSION;
+use crate::webhook::resources;
+
+mod leader;
+mod values;
+
+pub use leader::LeaderArgs;
+use values::{non_empty, parse_monitored_id, quantity_setting};
 
 /// Every environment variable the binary reads (each also settable by its flag).
 pub const ENV_VARS: &[&str] = &[
@@ -28,10 +35,15 @@ pub const ENV_VARS: &[&str] = &[
     "WEBHOOK_SERVICE_PORT",
     "WEBHOOK_SERVER_HOST",
     "WEBHOOK_SERVER_PORT",
+    "BIND_ADDRESS",
     "WEBHOOK_CERT_DIR",
     "WEBHOOK_CERT_SECRET",
     "HEALTH_PORT",
     "VERSIONED_SECRET_HISTORY",
+    "OUTPUT_PERSIST_CPU_REQUEST",
+    "OUTPUT_PERSIST_MEMORY_REQUEST",
+    "OUTPUT_PERSIST_CPU_LIMIT",
+    "OUTPUT_PERSIST_MEMORY_LIMIT",
     "LEADER_ELECTION",
     "LEADER_ELECTION_NAMESPACE",
     "LEADER_ELECTION_LEASE_DURATION",
@@ -272,6 +284,10 @@ pub struct WebhookArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub webhook_server_port: u16,
 
+    /// (BIND_ADDRESS) Address the webhook and health ports listen on; defaults to --webhook-server-host when set (outside the cluster), else to every address (0.0.0.0: in a pod, its IP)
+    #[arg(long, env = "BIND_ADDRESS", hide_env = true, value_parser = non_empty("the bind address"))]
+    pub bind_address: Option<String>,
+
     /// (WEBHOOK_CERT_DIR) Directory with tls.crt, tls.key and ca.crt to serve instead of self-managed certificates; reloaded when they change
     #[arg(long, env = "WEBHOOK_CERT_DIR", hide_env = true)]
     pub webhook_cert_dir: Option<std::path::PathBuf>,
@@ -293,41 +309,55 @@ pub struct WebhookArgs {
         default_value_t = 0
     )]
     pub versioned_secret_history: u32,
+
+    /// (OUTPUT_PERSIST_CPU_REQUEST) CPU request of the output-persist container injected into job pods; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_CPU_REQUEST", hide_env = true, default_value = resources::DEFAULT_CPU_REQUEST,
+          value_parser = quantity_setting)]
+    pub output_persist_cpu_request: String,
+
+    /// (OUTPUT_PERSIST_MEMORY_REQUEST) Memory request of the output-persist container; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_MEMORY_REQUEST", hide_env = true, default_value = resources::DEFAULT_MEMORY_REQUEST,
+          value_parser = quantity_setting)]
+    pub output_persist_memory_request: String,
+
+    /// (OUTPUT_PERSIST_CPU_LIMIT) CPU limit of the output-persist container; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_CPU_LIMIT", hide_env = true, default_value = resources::DEFAULT_CPU_LIMIT,
+          value_parser = quantity_setting)]
+    pub output_persist_cpu_limit: String,
+
+    /// (OUTPUT_PERSIST_MEMORY_LIMIT) Memory limit of the output-persist container; empty for none
+    #[arg(long, env = "OUTPUT_PERSIST_MEMORY_LIMIT", hide_env = true, default_value = resources::DEFAULT_MEMORY_LIMIT,
+          value_parser = quantity_setting)]
+    pub output_persist_memory_limit: String,
 }
 
-/// Leader election: replicas share a coordination.k8s.io Lease; only its holder reconciles,
-/// every replica serves the webhook.
-#[derive(Args, Debug, Clone)]
-pub struct LeaderArgs {
-    /// (LEADER_ELECTION) If true, only the replica holding the Lease 'quarks-job-<monitored-id>' reconciles; false lets this process reconcile alone
-    #[arg(
-        long, env = "LEADER_ELECTION", hide_env = true, default_value_t = true, num_args = 0..=1,
-        require_equals = true, default_missing_value = "true", value_parser = BoolishValueParser::new()
-    )]
-    pub leader_election: bool,
+impl WebhookArgs {
+    /// `host:port` to listen on for `port`: `--bind-address`, else `--webhook-server-host`,
+    /// else every IPv4 address.
+    pub fn listen_address(&self, port: u16) -> String {
+        let host = self
+            .bind_address
+            .as_deref()
+            .or(self.webhook_server_host.as_deref())
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .unwrap_or("0.0.0.0");
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    }
 
-    /// (LEADER_ELECTION_NAMESPACE) Namespace of the Lease; defaults to the operator namespace
-    #[arg(long, env = "LEADER_ELECTION_NAMESPACE", hide_env = true)]
-    pub leader_election_namespace: Option<String>,
-
-    /// (LEADER_ELECTION_LEASE_DURATION) Seconds a Lease not renewed by its holder lasts before another replica takes over
-    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", hide_env = true, default_value_t = 15,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub leader_election_lease_duration: u64,
-
-    /// (LEADER_ELECTION_RENEW_DEADLINE) Seconds the leader keeps trying to renew before it stops reconciling; less than the lease duration
-    #[arg(long, env = "LEADER_ELECTION_RENEW_DEADLINE", hide_env = true, default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub leader_election_renew_deadline: u64,
-
-    /// (LEADER_ELECTION_RETRY_PERIOD) Seconds between two attempts to acquire or renew the Lease
-    #[arg(long, env = "LEADER_ELECTION_RETRY_PERIOD", hide_env = true, default_value_t = 2,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub leader_election_retry_period: u64,
-
-    /// (POD_NAME) Name of this replica's pod (set it from the downward API), its leader election identity; defaults to the hostname
-    #[arg(long, env = "POD_NAME", hide_env = true)]
-    pub pod_name: Option<String>,
+    /// The `--output-persist-*` settings.
+    pub fn output_resources(&self) -> resources::OutputResources<'_> {
+        resources::OutputResources {
+            cpu_request: Some(&self.output_persist_cpu_request),
+            memory_request: Some(&self.output_persist_memory_request),
+            cpu_limit: Some(&self.output_persist_cpu_limit),
+            memory_limit: Some(&self.output_persist_memory_limit),
+        }
+    }
 }
 
 /// `persist-output` flags.
@@ -357,36 +387,6 @@ pub struct PersistOutputArgs {
         default_value_t = 0
     )]
     pub versioned_secret_history: usize,
-}
-
-fn non_empty(what: &'static str) -> impl TypedValueParser<Value = String> {
-    move |s: &str| -> Result<String, String> {
-        if s.trim().is_empty() {
-            Err(format!("{what} must not be empty"))
-        } else {
-            Ok(s.to_string())
-        }
-    }
-}
-
-/// A monitored id is a label value: empty means `default` (as upstream), otherwise at most 63
-/// characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
-fn parse_monitored_id(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Ok("default".into());
-    }
-    let ok_chars = s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if s.len() > 63 || !ok_chars || !ok_ends {
-        return Err(format!(
-            "'{s}' is not a valid label value: at most 63 characters of A-Z, a-z, 0-9, '-', '_', '.', \
-             starting and ending with a letter or digit"
-        ));
-    }
-    Ok(s.to_string())
 }
 
 /// `quarks-job version`.

@@ -55,10 +55,30 @@ fn bad_values_are_usage_errors() {
         &["--docker-image-tag", ""],
         &["--monitored-id", "not a label"],
         &["--apply-crd=maybe"],
+        &["--output-persist-memory-limit", "128MB"],
+        &["--output-persist-cpu-request", "-1"],
     ] {
         let err = parse(args).expect_err(&format!("{args:?} must be rejected"));
         assert_eq!(err.exit_code(), 2, "{args:?}");
     }
+}
+
+#[test]
+fn output_persist_resources_default_to_requests_and_limits_and_empty_means_none() {
+    let cli = parse(&[]).unwrap();
+    let r = cli.webhook.output_resources().requirements().unwrap();
+    assert_eq!(r.requests.unwrap()["cpu"].0, "10m");
+    assert_eq!(r.limits.unwrap()["memory"].0, "128Mi");
+    let cli = parse(&[
+        "--output-persist-cpu-limit",
+        "",
+        "--output-persist-cpu-request",
+        "0.5",
+    ])
+    .unwrap();
+    let r = cli.webhook.output_resources().requirements().unwrap();
+    assert_eq!(r.requests.unwrap()["cpu"].0, "0.5");
+    assert!(!r.limits.unwrap().contains_key("cpu"));
 }
 
 #[test]

@@ -78,6 +78,7 @@ pub async fn run(
     leader: &LeaderArgs,
     kubeconfig: Option<&str>,
 ) -> Result<()> {
+    raise_open_files_limit();
     info!("Checking kube config");
     let client = connect(kubeconfig).await?;
     info!(
@@ -92,19 +93,24 @@ pub async fn run(
     }
     info!("Registering Components");
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        if let Err(e) = shutdown_signal().await {
-            tracing::error!("cannot listen for shutdown signals: {e}");
-            return;
+    let stop = std::sync::Arc::new(stop);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if let Err(e) = shutdown_signal().await {
+                tracing::error!("cannot listen for shutdown signals: {e}");
+                return;
+            }
+            info!("Shutting down");
+            let _ = stop.send(true);
         }
-        info!("Shutting down");
-        let _ = stop.send(true);
     });
     let readiness = Readiness::default();
     let metrics = crate::metrics::Metrics::default();
-    let health = TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, webhook.health_port))
+    let health_address = webhook.listen_address(webhook.health_port);
+    let health = TcpListener::bind(health_address.as_str())
         .await
-        .map_err(|e| Error::Listen(format!("health port {}: {e}", webhook.health_port)))?;
+        .map_err(|e| Error::Listen(format!("health port {health_address}: {e}")))?;
     let health = tokio::spawn(crate::health::serve(
         health,
         crate::health::router(readiness.clone(), metrics.clone()),
@@ -171,6 +177,8 @@ pub async fn run(
             finished
         }
     };
+    // (a webhook that cannot start ends the process: the health port closes too)
+    let _ = stop.send(true);
     let _ = health.await;
     match result {
         Ok(Ok(())) => Ok(()),
@@ -242,6 +250,26 @@ async fn reconcile_when_leading(
         && let Ok(mut elector) = election.await
     {
         elector.release().await;
+    }
+}
+
+/// Raise the soft limit of open files to the hard limit, as Go programs do: every webhook
+/// connection is a file, and a soft limit of 1024 (common in containers) would make the
+/// webhook's connection cap (`webhook::MAX_CONNECTIONS`) unreachable, with accept errors long
+/// before.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit) {
+            Ok(()) => tracing::debug!(
+                "Open files limit raised from {from:?} to {:?}",
+                limit.maximum
+            ),
+            Err(e) => tracing::warn!("Cannot raise the open files limit ({from:?}): {e}"),
+        }
     }
 }
 

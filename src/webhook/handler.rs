@@ -35,6 +35,8 @@ pub struct PodSettings {
     pub versioned_secret_history: u32,
     /// `--docker-image-pull-secrets`.
     pub pull_secrets: Vec<String>,
+    /// `--output-persist-*`: requests and limits of the output container.
+    pub resources: k8s_openapi::api::core::v1::ResourceRequirements,
 }
 
 #[derive(Clone)]
@@ -170,6 +172,7 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
         versioned_secret_history: state.settings.versioned_secret_history,
         versioned_secrets: &snapshot.versioned_secrets,
         pull_secrets: &state.settings.pull_secrets,
+        resources: &state.settings.resources,
     };
     let pod_name = pod
         .metadata

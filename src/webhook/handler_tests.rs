@@ -13,6 +13,7 @@ fn app(metrics: AdmissionMetrics) -> axum::Router {
             pull_policy: "Always".into(),
             versioned_secret_history: 0,
             pull_secrets: Vec::new(),
+            resources: Default::default(),
         },
         metrics,
     )

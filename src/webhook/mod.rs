@@ -4,21 +4,24 @@
 //! - `/validate-quarksjobs` ([`validate`]): rejects QuarksJobs that cannot work;
 //! - `/probe` ([`probe`]): the operator's own dry-run pod, to know the apiserver calls the webhook.
 //!
-//! Handlers ([`handler`]) answer from in-memory caches ([`caches`]); [`server`] serves TLS with
-//! limits and graceful shutdown; [`run`] wires certificates, registration, caches and the output
-//! token Secrets ([`tokens`]).
+//! Handlers ([`handler`]) answer from in-memory caches ([`caches`]); [`limits`] bounds what a
+//! request may cost; [`server`] serves TLS with connection limits and graceful shutdown; [`run`]
+//! wires certificates, registration and caches.
 
 pub mod caches;
 pub mod handler;
+mod limits;
 pub mod mutate;
 pub mod probe;
+pub mod resources;
 pub mod run;
 mod server;
-pub mod tokens;
 pub mod validate;
 pub mod versioned_refs;
 
+pub use limits::{BODY_BUDGET, BODY_LIMIT, JSON_VALUE_LIMIT, REQUEST_TIMEOUT, with_limits};
 pub use run::{Settings, WebhookError};
 pub use server::{
-    BODY_LIMIT, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, REQUEST_TIMEOUT, serve_tls, with_limits,
+    ConnectionLimits, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT,
+    MAX_CONNECTIONS, serve_tls, serve_tls_with,
 };

@@ -3,14 +3,15 @@
 //! 2. when the QuarksJob has `spec.output`, the `output-persist` container is added: the operator
 //!    image running `persist-output`, with each container's output volume at
 //!    `/mnt/quarks/<container>` and the namespace's output service account token mounted into it
-//!    only (user containers keep their own identity);
+//!    only (user containers keep their own identity), non-root with a Pod Security `restricted`
+//!    security context and the configured resources;
 //! 3. references to versioned secrets `<name>-v<N>` point at the newest version.
 //!
 //! Applying the mutation twice adds nothing (reinvocation, retries).
 
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod,
-    SecretVolumeSource, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -25,9 +26,13 @@ pub const OUTPUT_DIR: &str = "/mnt/quarks";
 pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// Name of the token volume.
 pub const TOKEN_VOLUME: &str = "qjob-output-token";
+/// The user (and group) the output-persist container runs as: distroless' `nonroot`, the
+/// operator image's own user.
+pub const OUTPUT_PERSIST_USER: i64 = 65532;
 
-/// The name of the token Secret the operator keeps for an output service account (a
-/// `kubernetes.io/service-account-token` Secret, filled by Kubernetes' token controller; since
+/// The name of the token Secret of an output service account that the output-persist container
+/// mounts: a `kubernetes.io/service-account-token` Secret, created when the namespace is onboarded
+/// (`manifests/staging-namespace.yaml`) and filled by Kubernetes' token controller (since
 /// Kubernetes 1.24 no such Secret exists unless someone creates it).
 pub fn token_secret_name(service_account: &str) -> String {
     sanitize_subdomain(&format!("{service_account}-qjob-token"))
@@ -60,6 +65,8 @@ pub struct Context<'a> {
     pub pull_secrets: &'a [String],
     /// Metadata of the namespace's versioned secrets.
     pub versioned_secrets: &'a [ObjectMeta],
+    /// Requests and limits of the output-persist container (`--output-persist-*`; empty: none).
+    pub resources: &'a ResourceRequirements,
 }
 
 /// The patch that makes `pod` a QuarksJob pod, or the reason it must be denied.
@@ -137,7 +144,10 @@ fn add_output_container(
     if !ctx.service_account_exists {
         return Err(format!(
             "service account '{sa}' (named by label '{LABEL_QJOB_SERVICE_ACCOUNT}' of namespace '{ns}') does \
-             not exist in namespace '{ns}'; create it and bind it to the ClusterRole qjob-persist-output",
+             not exist in namespace '{ns}'; onboard the namespace as manifests/staging-namespace.yaml does: \
+             the service account, its token Secret '{token}' and its RoleBinding to the ClusterRole \
+             qjob-persist-output",
+            token = token_secret_name(sa),
             ns = ctx.namespace
         ));
     }
@@ -190,6 +200,7 @@ fn add_output_container(
         });
     }
     add_pull_secrets(spec, ctx.pull_secrets);
+    let resources = *ctx.resources != ResourceRequirements::default();
     spec.containers.push(Container {
         name: OUTPUT_PERSIST_CONTAINER.into(),
         image: Some(ctx.image.into()),
@@ -197,9 +208,34 @@ fn add_output_container(
         args: Some(vec!["persist-output".into()]),
         env: Some(env),
         volume_mounts: Some(mounts),
+        resources: resources.then(|| ctx.resources.clone()),
+        security_context: Some(restricted_security_context()),
         ..Default::default()
     });
     Ok(())
+}
+
+/// The output-persist container's security context: Pod Security `restricted` on its own,
+/// whatever the pod's security context says (a container's settings win over the pod's). It
+/// reads the output files (readable by others with the default umask) and the token, and
+/// writes nothing to its file system.
+fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(OUTPUT_PERSIST_USER),
+        run_as_group: Some(OUTPUT_PERSIST_USER),
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// The operator image's pull secrets, each once (upstream §15.19: the output container's image

@@ -48,8 +48,15 @@ fn ctx<'a>(qjob: Option<&'a QuarksJob>, versions: &'a [ObjectMeta]) -> Context<'
         versioned_secret_history: 0,
         versioned_secrets: versions,
         pull_secrets: &[],
+        resources: &NO_RESOURCES,
     }
 }
+
+static NO_RESOURCES: ResourceRequirements = ResourceRequirements {
+    claims: None,
+    limits: None,
+    requests: None,
+};
 
 /// Mutate, apply the patch to the pod's JSON, and return the result.
 fn apply(pod: &Pod, ctx: &Context<'_>) -> Pod {
@@ -369,3 +376,6 @@ fn the_operator_images_pull_secrets_come_with_the_output_container() {
     );
     assert!(after.spec.unwrap().image_pull_secrets.is_none());
 }
+
+#[path = "pod_security_tests.rs"]
+mod pod_security;

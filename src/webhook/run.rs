@@ -1,9 +1,10 @@
 //! Running the webhook next to the controllers: certificates are loaded (or made), the webhook
 //! configurations registered with their `caBundle` — so job pods are refused rather than admitted
 //! unmutated while the webhook cannot answer — the caches filled, and only then the TLS port
-//! opened. Certificate renewal and the output token Secrets run alongside until shutdown.
+//! opened: before, a connection is refused at once instead of being accepted by the kernel and
+//! left unanswered until the apiserver's 10 s timeout. Certificate renewal runs alongside until
+//! shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kube::Client;
@@ -13,14 +14,14 @@ use tracing::info;
 
 use super::caches::Caches;
 use super::handler::{PodSettings, router};
-use super::server::{serve_tls, with_limits};
+use super::limits::with_limits;
+use super::server::serve_tls;
 use crate::certs::{
     self, HotSwapResolver, LoadError, Registration, Source, Target, server_config, webhook_sans,
 };
 use crate::cli::{OperatorArgs, WebhookArgs};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
-use crate::names::sanitize_subdomain;
 use crate::operator::stopped;
 
 /// Readiness check: a certificate is loaded and registered.
@@ -31,8 +32,8 @@ pub const READY_CACHES: &str = "webhook caches";
 /// Everything the webhook needs.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// Address of the TLS port.
-    pub listen: SocketAddr,
+    /// Address of the TLS port, `host:port` (a host name is resolved).
+    pub listen: String,
     /// Where the certificates come from.
     pub certificates: Source,
     /// How the apiserver reaches the webhook.
@@ -74,10 +75,10 @@ impl Settings {
             },
         };
         Settings {
-            listen: SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, wh.webhook_server_port)),
+            listen: wh.listen_address(wh.webhook_server_port),
             certificates,
             registration: Registration {
-                name: sanitize_subdomain(&format!("quarks-job-{}", op.monitored_id)),
+                name: Registration::name_for(&op.monitored_id),
                 monitored_id: op.monitored_id.clone(),
                 operator_namespace: wh.operator_namespace.clone(),
                 target,
@@ -87,6 +88,8 @@ impl Settings {
                 pull_policy: op.docker_image_pull_policy.as_str().to_string(),
                 versioned_secret_history: wh.versioned_secret_history,
                 pull_secrets: op.docker_image_pull_secrets.clone(),
+                // (checked at start, see main: a bad setting never gets here)
+                resources: wh.output_resources().requirements().unwrap_or_default(),
             },
             metrics: Metrics::default(),
         }
@@ -106,7 +109,7 @@ pub enum WebhookError {
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         /// The address.
-        addr: SocketAddr,
+        addr: String,
         /// Why.
         #[source]
         source: std::io::Error,
@@ -173,35 +176,34 @@ async fn serve(
         settings.metrics.certificate.clone(),
         shutdown.clone(),
     ));
-    let tokens = tokio::spawn(super::tokens::run(
-        client.clone(),
-        monitored_id.clone(),
-        stopped(shutdown.clone()),
-    ));
     let (caches, fill) = Caches::new(client, &monitored_id, readiness.clone(), READY_CACHES);
     let filling = tokio::spawn(fill);
 
-    let listener =
-        TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| WebhookError::Listen {
-                addr: settings.listen,
-                source,
-            })?;
     let filled = tokio::select! {
         _ = caches.wait_ready() => true,
         _ = stopped(shutdown.clone()) => false,
     };
+    let mut result = Ok(());
     if filled {
-        readiness.set(READY_CACHES, true);
         info!("Webhook caches are filled");
-        let app = with_limits(router(caches, settings.pod, settings.metrics.admission));
-        serve_tls(listener, tls, app, stopped(shutdown)).await;
+        match TcpListener::bind(settings.listen.as_str()).await {
+            Ok(listener) => {
+                readiness.set(READY_CACHES, true);
+                let app = with_limits(router(caches, settings.pod, settings.metrics.admission));
+                serve_tls(listener, tls, app, stopped(shutdown)).await;
+            }
+            Err(source) => {
+                result = Err(WebhookError::Listen {
+                    addr: settings.listen.clone(),
+                    source,
+                });
+            }
+        }
     }
     filling.abort();
-    // The token controller only makes idempotent creates; stop it outright: kube-runtime's
-    // controller does not finish a graceful shutdown that comes before its first full list.
-    tokens.abort();
+    if result.is_err() {
+        renewal.abort();
+    }
     let _ = renewal.await;
-    Ok(())
+    result
 }

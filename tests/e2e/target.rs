@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::manifests::read_manifest;
+use crate::support::manifests::onboarding;
 use crate::support::{self, kubectl, node};
 
 /// The environment variable that points the suite at a cluster.
@@ -92,19 +92,13 @@ impl Target {
         .unwrap_or_else(|e| e)
     }
 
-    /// A fresh monitored namespace: `manifests/staging-namespace.yaml` with another name (and
-    /// this target's monitored id), so it has the output ServiceAccount bound to
-    /// `qjob-persist-output` exactly like `staging`.
+    /// A fresh monitored namespace, onboarded as users do it: `manifests/staging-namespace.yaml`
+    /// with another name (and this target's monitored id), so it has the output ServiceAccount
+    /// with its token Secret and RoleBinding, and the operator's RoleBinding, exactly like
+    /// `staging`.
     pub fn namespace(&'static self, prefix: &str) -> Ns {
         let name = format!("{prefix}-{}", support::unique());
-        let yaml = read_manifest("staging-namespace.yaml")
-            .replace("name: staging", &format!("name: {name}"))
-            .replace("namespace: staging", &format!("namespace: {name}"))
-            .replace(
-                "quarks.cloudfoundry.org/monitored: default",
-                &format!("quarks.cloudfoundry.org/monitored: {}", self.monitored_id),
-            );
-        assert!(yaml.contains(&format!("name: {name}")), "{yaml}");
+        let yaml = onboarding(&name, &self.monitored_id, OPERATOR_NS);
         crate::support::manifests::apply(&self.kubeconfig, &yaml);
         let ns = Ns { target: self, name };
         // pods can only be created once the namespace's `default` ServiceAccount exists

@@ -6,10 +6,12 @@ pub mod controlplane;
 pub mod deployment;
 pub mod faulty_proxy;
 pub mod helm;
+pub mod hostile;
 pub mod kubelet;
 pub mod manifests;
 pub mod node;
 pub mod process;
+pub mod tls;
 pub mod yaml;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +66,25 @@ pub async fn test_namespace(client: &Client, prefix: &str, labels: &[(&str, &str
         .create(&PostParams::default(), &ns)
         .await
         .expect("create namespace");
+    service_account_token(client, &name, "default").await;
+    name
+}
+
+/// A fresh monitored namespace onboarded in one step, as users do it: the onboarding manifest
+/// ([`manifests::onboarding`]: labels for monitored id `id`, the output ServiceAccount
+/// `qjob-persist-output` with its token Secret and RoleBinding, and the RoleBinding of the
+/// operator's account in `operator_ns`) applied with kubectl; returns once pods can be created.
+pub async fn monitored_namespace(
+    client: &Client,
+    prefix: &str,
+    id: &str,
+    operator_ns: &str,
+) -> String {
+    let name = format!("{prefix}-{}", unique());
+    manifests::apply(
+        &shared().kubeconfig,
+        &manifests::onboarding(&name, id, operator_ns),
+    );
     service_account_token(client, &name, "default").await;
     name
 }

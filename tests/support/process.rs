@@ -55,6 +55,11 @@ impl Running {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything written to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
@@ -112,6 +117,27 @@ impl Running {
         assert!(status.success(), "exit {status:?}\n{log}");
     }
 
+    /// Wait until it exits by itself; return the status and the whole log. Panics with the log
+    /// if it still runs after `timeout`.
+    pub fn wait_exit(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for quarks-job") {
+                break status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "still running after {timeout:?}:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.stderr())
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn terminate(self) -> std::process::ExitStatus {
         self.stop().0
@@ -155,18 +181,20 @@ pub struct Operator {
     /// The command; add flags or environment variables before [`Operator::start`].
     pub cmd: Command,
     health: String,
+    webhook: String,
 }
 
 impl Operator {
     /// `quarks-job` with `kubeconfig`, its operator namespace and monitored id.
     pub fn out_of_cluster(kubeconfig: &Path, operator_ns: &str, monitored_id: &str) -> Operator {
         let health_port = super::free_port();
+        let webhook_port = super::free_port();
         let mut cmd = quarks_job();
         cmd.args([
             "--webhook-server-host",
             "127.0.0.1",
             "--webhook-server-port",
-            &super::free_port(),
+            &webhook_port,
             "--health-port",
             &health_port,
             "--operator-namespace",
@@ -179,12 +207,18 @@ impl Operator {
         Operator {
             cmd,
             health: format!("127.0.0.1:{health_port}"),
+            webhook: format!("127.0.0.1:{webhook_port}"),
         }
     }
 
     /// `127.0.0.1:<health port>`.
     pub fn health(&self) -> &str {
         &self.health
+    }
+
+    /// `127.0.0.1:<webhook port>`.
+    pub fn webhook(&self) -> &str {
+        &self.webhook
     }
 
     /// Start it and wait until `/readyz` answers 200: CRD applied, certificates stored,

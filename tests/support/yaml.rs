@@ -38,6 +38,24 @@ pub fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name} among the rendered objects"))
 }
 
+/// The object of `kind` named `name` in namespace `namespace` (`None`: cluster-scoped); panics
+/// naming them if there is none.
+pub fn find_in<'a>(
+    objects: &'a [Value],
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| {
+            o["kind"] == kind
+                && o["metadata"]["name"] == name
+                && o["metadata"]["namespace"].as_str() == namespace
+        })
+        .unwrap_or_else(|| panic!("no {kind} {name} in {namespace:?} among the rendered objects"))
+}
+
 /// Write `text` to a file for `kubectl apply -f`.
 pub fn temp_yaml(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();

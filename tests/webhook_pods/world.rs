@@ -1,16 +1,16 @@
 //! The world of the webhook tests: a monitored namespace with the output ServiceAccount, and
 //! the webhook plus reconciler of the operator watching it, run in-process.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
+use quarks_job::api::labels::LABEL_QJOB_NAME;
 use quarks_job::certs::{Registration, Source, Target, webhook_sans};
 use quarks_job::health::Readiness;
 use quarks_job::webhook::handler::PodSettings;
+use quarks_job::webhook::resources::OutputResources;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -19,7 +19,8 @@ use crate::support::{
 };
 
 pub const WAIT: Duration = Duration::from_secs(60);
-pub const OUTPUT_SA: &str = "persist-output-sa";
+/// The output ServiceAccount of the onboarding manifest.
+pub const OUTPUT_SA: &str = "qjob-persist-output";
 
 /// A monitored namespace, and the webhook plus reconciler of the operator watching it.
 pub struct World {
@@ -34,26 +35,13 @@ pub async fn world(prefix: &str) -> World {
     let client = admin_client().await;
     ensure_crd(&client).await;
     let id = format!("{prefix}-{}", unique());
-    let ns = test_namespace(
-        &client,
-        prefix,
-        &[
-            (LABEL_MONITORED, id.as_str()),
-            (LABEL_QJOB_SERVICE_ACCOUNT, OUTPUT_SA),
-        ],
-    )
-    .await;
     let ops = test_namespace(&client, &format!("{prefix}-ops"), &[]).await;
-    let sa: ServiceAccount =
-        serde_json::from_value(json!({"metadata": {"name": OUTPUT_SA}})).unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &sa)
-        .await
-        .unwrap();
+    // onboarded as users do it: labels, the output account OUTPUT_SA with its token Secret
+    let ns = support::monitored_namespace(&client, prefix, &id, &ops).await;
 
     let port: u16 = support::free_port().parse().unwrap();
     let settings = quarks_job::webhook::Settings {
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        listen: format!("127.0.0.1:{port}"),
         certificates: Source::Managed {
             namespace: ops.clone(),
             secret: "quarks-job-webhook-cert".into(),
@@ -73,6 +61,7 @@ pub async fn world(prefix: &str) -> World {
             pull_policy: "IfNotPresent".into(),
             versioned_secret_history: 0,
             pull_secrets: vec!["registry-creds".into()],
+            resources: OutputResources::DEFAULTS.requirements().unwrap(),
         },
         metrics: Default::default(),
     };

@@ -84,3 +84,17 @@ installations are labelled with: upstream's full name, i.e. fullnameOverride, el
 {{- define "quarks-job.pullSecretName" -}}
 {{- printf "%s-pull-secret" (include "quarks-job.serviceAccountName" .) }}
 {{- end }}
+
+{{/*
+The name of both webhook configurations the operator registers: quarks-job-<monitored id>, as
+the binary's names::sanitize_subdomain makes it (a monitored id is a label value, so lower-case
+and '_' → '-' is all that changes).
+*/}}
+{{- define "quarks-job.webhookConfigurationName" -}}
+{{- printf "quarks-job-%s" (include "quarks-job.monitoredID" .) | lower | replace "_" "-" }}
+{{- end }}
+
+{{/* The ClusterRole bound in each monitored namespace (Jobs and pods there). */}}
+{{- define "quarks-job.monitoredRole" -}}
+{{- printf "%s-monitored" (include "quarks-job.fullname" .) }}
+{{- end }}
