@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quarks_job::cli::{Cli, Command};
-use quarks_job::{Error, api, cli, operator, persist, telemetry};
+use quarks_job::core::api;
+use quarks_job::{Error, cli, operator, persist, telemetry};
 
 fn main() -> ExitCode {
     quarks_job::install_crypto_provider();

@@ -6,7 +6,7 @@ use crate::cli::{LogArgs, LogFormat};
 
 /// kube-client logs the whole body of a response it cannot decode at WARN, which would write
 /// object contents (specs, env values, Secret data) into the log: its client module logs errors
-/// only. (The operator reads what it cannot trust leniently, see [`crate::lenient`]; this is the
+/// only. (The operator reads what it cannot trust leniently, see [`crate::core::lenient`]; this is the
 /// second line of defence.)
 const NO_BODIES: &str = "kube_client::client=error";
 

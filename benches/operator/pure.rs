@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ObjectMeta;
-use quarks_job::api::QuarksJob;
+use quarks_job::core::api::QuarksJob;
 use quarks_job::webhook::mutate::{Context, mutate};
 use serde_json::json;
 

@@ -19,7 +19,7 @@ pub use decide::{Action, Observer, Record, Timings, decide, must_step_down};
 pub use lease::{Elector, Settings};
 
 use crate::cli::{LeaderArgs, OperatorArgs, WebhookArgs};
-use crate::names::sanitize_subdomain;
+use crate::core::names::sanitize_subdomain;
 
 impl Settings {
     /// The Lease the command line asks for, and a fresh identity for this process.

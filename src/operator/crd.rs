@@ -7,7 +7,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 
-use crate::api::{CRD_NAME, crd};
+use crate::core::api::{CRD_NAME, crd};
 use crate::{Error, Result};
 
 /// The field manager of everything the operator applies.

@@ -89,7 +89,7 @@ pub async fn run(
     if args.apply_crd {
         info!("Applying CRDs...");
         apply_crd(client.clone(), CRD_ESTABLISHED_TIMEOUT).await?;
-        info!("CRD '{}' is established", crate::api::CRD_NAME);
+        info!("CRD '{}' is established", crate::core::api::CRD_NAME);
     }
     info!("Registering Components");
     let (stop, stopping) = tokio::sync::watch::channel(false);

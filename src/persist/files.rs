@@ -8,13 +8,14 @@ use std::path::{Component, Path};
 use k8s_openapi::api::core::v1::Pod;
 use tracing::warn;
 
-use crate::api::Output;
-use crate::api::labels::ENV_REMOTE_ID;
+use crate::core::api::Output;
+use crate::core::api::labels::ENV_REMOTE_ID;
 
+use super::PersistError;
 use super::parse::MAX_FILE_BYTES;
 use super::plan::{self, PlannedSecret};
 use super::wait::{self, Readiness, Target};
-use super::{CONTAINER_NAME, PersistError};
+use crate::core::api::labels::OUTPUT_PERSIST_CONTAINER;
 
 /// A mapped file name must stay inside its container's output directory.
 fn check_file_name(file: &str) -> Result<(), &'static str> {
@@ -59,7 +60,10 @@ pub fn targets(pod: &Pod, pod_ref: &str, output: &Output) -> Result<Vec<Target>,
     }
     let mut problems = Vec::new();
     let mut found = Vec::new();
-    for name in containers.into_iter().filter(|n| *n != CONTAINER_NAME) {
+    for name in containers
+        .into_iter()
+        .filter(|n| *n != OUTPUT_PERSIST_CONTAINER)
+    {
         let Some(files) = output.output_map.get(name) else {
             continue;
         };

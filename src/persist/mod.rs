@@ -25,10 +25,6 @@ pub use run::{Settings, persist};
 
 use crate::cli::PersistOutputArgs;
 
-/// The name of the container that runs `persist-output` in a QuarksJob's pod; it never has
-/// output of its own.
-pub const CONTAINER_NAME: &str = "output-persist";
-
 /// A client without kube's own retry layer (it retries only 429/503/504, up to 15 times over
 /// minutes): [`retry`] decides, for every call, within a bounded budget. The server is asked for
 /// its version (retried) so that a wrong config fails first, with a clear message.

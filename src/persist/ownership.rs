@@ -15,8 +15,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::api::QuarksJob;
-use crate::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
 
 /// The QuarksJob persist-output writes for.
 #[derive(Debug, Clone, PartialEq, Eq)]

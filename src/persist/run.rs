@@ -12,8 +12,8 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::info;
 
-use crate::api::QuarksJob;
-use crate::api::labels::LABEL_QJOB_NAME;
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::reconcile::events;
 
 use super::files::{plan_all, targets};

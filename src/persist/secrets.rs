@@ -9,11 +9,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::labels::{
+use crate::core::api::labels::{
     ANNOTATION_SOURCE_DESCRIPTION, LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED,
 };
-use crate::names::sanitize;
-use crate::versioned::{self, Content};
+use crate::core::names::sanitize;
+use crate::core::versioned::{self, Content};
 
 use super::ownership::{Claim, Owner, claim};
 use super::plan::PlannedSecret;
@@ -234,7 +234,7 @@ pub fn decide_versioned(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
+    use crate::core::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
 
     fn planned(versioned: bool) -> PlannedSecret {
         PlannedSecret {

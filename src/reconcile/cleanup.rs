@@ -28,8 +28,8 @@ use super::error::Result;
 use super::events::{self, publish};
 use super::history::{Leftover, beyond};
 use super::job::{JobPhase, Owner, deletes_pods, owner_reference, phase};
-use super::naming::run_of;
-use crate::api::labels::LABEL_QJOB_NAME;
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::job_names::run_of;
 
 /// Delete the pods of `job` or re-own them to the QuarksJob, then delete `job`. Returns whether
 /// this call deleted the Job (false when it was gone already).

@@ -14,12 +14,12 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::error::{Error, Result};
 use super::mapping;
-use crate::api::QuarksJob;
 use crate::cli::{DEFAULT_JOB_HISTORY, OperatorArgs};
-use crate::lenient::Lenient;
+use crate::core::api::QuarksJob;
+use crate::core::lenient::Lenient;
 use crate::metrics::Metrics;
 
-/// A QuarksJob as the controller watches it: read if it can be (see [`crate::lenient`]).
+/// A QuarksJob as the controller watches it: read if it can be (see [`crate::core::lenient`]).
 pub type Watched = Lenient<QuarksJob>;
 
 /// The reconciler's settings.

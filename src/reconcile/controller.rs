@@ -31,10 +31,11 @@ use super::context::{Config, Context, Watched};
 use super::error::Error;
 use super::mapping;
 use super::reconciler::{error_policy, reconcile};
-use crate::api::QuarksJob;
-use crate::api::labels::LABEL_QJOB_NAME;
-use crate::lenient::{Lenient, describe_watch_error};
-use crate::podrefs::RefKind;
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::lenient::Lenient;
+use crate::core::podrefs::RefKind;
+use crate::runtime::watch::describe_watch_error;
 
 /// Run the reconciler until `shutdown` resolves; reconciles in flight then finish (graceful
 /// shutdown).

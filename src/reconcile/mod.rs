@@ -4,7 +4,6 @@
 //! | module | concern | pure? |
 //! |---|---|---|
 //! | [`state`] | trigger state machine, crash-safe run protocol | pure |
-//! | [`naming`] | deterministic Job names, versioned names | pure |
 //! | [`job`] | building the Job, reading its outcome | pure |
 //! | [`status`] | conditions | pure |
 //! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
@@ -28,7 +27,6 @@ pub mod events;
 pub mod history;
 pub mod job;
 pub mod mapping;
-pub mod naming;
 mod reconciler;
 mod refs;
 mod report;

@@ -21,16 +21,16 @@ use super::error::{Error, Result, backoff};
 use super::events::{self, publish};
 use super::job::{JobPhase, phase};
 use super::mapping::pod_spec;
-use super::naming::{check_qjob_name, job_name};
 use super::refs::resolve;
 use super::report::{self, Subject};
 use super::run::Target;
 use super::state::{ConfigState, Decision, TriggerInput, decide, needs_references};
 use super::status;
-use crate::api::labels::LABEL_QJOB_NAME;
-use crate::api::{QuarksJob, QuarksJobStatus};
-use crate::lenient::decode;
-use crate::podrefs;
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::api::{QuarksJob, QuarksJobStatus};
+use crate::core::job_names::{check_qjob_name, job_name};
+use crate::core::lenient::decode;
+use crate::core::podrefs;
 
 /// Safety-net resync of every QuarksJob (watches drive everything; this catches the unexpected).
 pub const RESYNC: Duration = Duration::from_secs(600);

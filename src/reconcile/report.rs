@@ -16,8 +16,8 @@ use super::context::{Context, is_not_found};
 use super::error::Error;
 use super::events::{self, publish};
 use super::status;
-use crate::api::{QuarksJob, QuarksJobStatus};
-use crate::lenient::decode;
+use crate::core::api::{QuarksJob, QuarksJobStatus};
+use crate::core::lenient::decode;
 
 /// What is known of the QuarksJob a failure is reported on.
 pub struct Subject {

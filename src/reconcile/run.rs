@@ -19,8 +19,8 @@ use super::events::{self, publish};
 use super::job::{JobPhase, Owner, build_job};
 use super::state::{RunPlan, RunReason};
 use super::status;
-use crate::api::{QuarksJob, QuarksJobStatus, Strategy};
-use crate::lenient::decode;
+use crate::core::api::{QuarksJob, QuarksJobStatus, Strategy};
+use crate::core::lenient::decode;
 
 /// The QuarksJob being run, as read at the start of the reconcile (kept up to date with the
 /// answers of the writes).

@@ -20,8 +20,8 @@ use tracing::{debug, info, warn};
 use super::caches::Caches;
 use super::mutate::{Context, mutate};
 use super::validate::{validate, validate_update};
-use crate::api::labels::LABEL_QJOB_NAME;
 use crate::certs::{MUTATE_PODS_PATH, PROBE_PATH, VALIDATE_QUARKSJOBS_PATH};
+use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::metrics::{AdmissionLabels, AdmissionMetrics};
 
 /// What the pod mutation needs from the operator's settings.

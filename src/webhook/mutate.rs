@@ -15,10 +15,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::validate::OUTPUT_PERSIST_CONTAINER;
-use crate::api::QuarksJob;
-use crate::api::labels::LABEL_QJOB_SERVICE_ACCOUNT;
-use crate::names::{sanitize, sanitize_subdomain};
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::LABEL_QJOB_SERVICE_ACCOUNT;
+use crate::core::api::labels::OUTPUT_PERSIST_CONTAINER;
+use crate::core::names::{sanitize, sanitize_subdomain};
 
 /// Where containers write their output.
 pub const OUTPUT_DIR: &str = "/mnt/quarks";

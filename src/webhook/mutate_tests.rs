@@ -1,6 +1,6 @@
 //! Unit tests of the pod mutation: mutate, apply the patch with json_patch, look at the pod.
 use super::*;
-use crate::api::{Output, QuarksJobSpec};
+use crate::core::api::{Output, QuarksJobSpec};
 use serde_json::{Value, json};
 
 fn pod(spec: Value) -> Pod {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use quarks_job::api::labels::LABEL_QJOB_NAME;
 use quarks_job::certs::{Registration, Source, Target, webhook_sans};
+use quarks_job::core::api::labels::LABEL_QJOB_NAME;
 use quarks_job::health::Readiness;
 use quarks_job::webhook::handler::PodSettings;
 use quarks_job::webhook::resources::OutputResources;
@@ -159,7 +159,7 @@ pub fn errand(name: &str, strategy: &str) -> serde_json::Value {
 }
 
 pub async fn trigger(w: &World, name: &str) {
-    w.api::<quarks_job::api::QuarksJob>()
+    w.api::<quarks_job::core::api::QuarksJob>()
         .patch(
             name,
             &PatchParams::default(),
