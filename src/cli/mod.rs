@@ -5,12 +5,15 @@ use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::VERSION;
+use crate::reconcile::DEFAULT_JOB_HISTORY;
 use crate::webhook::resources;
 
 mod leader;
+mod settings;
 mod values;
 
 pub use leader::LeaderArgs;
+pub use settings::{leader_timings, log_settings, operator_settings, persist_settings};
 use values::{non_empty, parse_monitored_id, quantity_setting};
 
 /// Every environment variable the binary reads (each also settable by its flag).
@@ -51,9 +54,6 @@ pub const ENV_VARS: &[&str] = &[
     "LEADER_ELECTION_RETRY_PERIOD",
     "POD_NAME",
 ];
-
-/// The default of `--job-history`.
-pub const DEFAULT_JOB_HISTORY: u32 = 5;
 
 /// The environment variables `persist-output` reads besides [`ENV_VARS`].
 pub const PERSIST_OUTPUT_ENV_VARS: &[&str] =

@@ -33,6 +33,9 @@ pub async fn apply_crd(client: Client, timeout: Duration) -> Result<()> {
         name: CRD_NAME.into(),
         timeout,
     })?
-    .map_err(|e| Error::KubeConfig(format!("watching CRD '{CRD_NAME}': {e}")))?;
+    .map_err(|source| Error::WatchCrd {
+        name: CRD_NAME.into(),
+        source,
+    })?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use tracing::info;
 
 use crate::core::api::QuarksJob;
 use crate::core::api::labels::LABEL_QJOB_NAME;
-use crate::reconcile::events;
+use crate::runtime::events;
 
 use super::files::{plan_all, targets};
 use super::ownership::Owner;

@@ -34,6 +34,6 @@ mod run;
 pub mod state;
 pub mod status;
 
-pub use context::Config;
+pub use context::{Config, DEFAULT_JOB_HISTORY};
 pub use controller::{run, run_when};
 pub use error::{Error, Result, backoff};

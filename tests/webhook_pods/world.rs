@@ -79,7 +79,7 @@ pub async fn world(prefix: &str) -> World {
     tokio::spawn(quarks_job::reconcile::run(
         client.clone(),
         quarks_job::reconcile::Config::new(id.clone()),
-        quarks_job::operator::stopped(reconciler_stopping),
+        quarks_job::runtime::stopped(reconciler_stopping),
     ));
     eventually(WAIT, "the webhook to be ready", || {
         let r = readiness.clone();
