@@ -45,10 +45,10 @@ fn main() -> ExitCode {
         match &cli.command {
             Some(Command::PersistOutput(args)) => {
                 let settings = cli::persist_settings(args)?;
-                Ok(persist::run(&settings, cli.log.kubeconfig.as_deref()).await?)
+                Ok(persist::run_persist_output(&settings, cli.log.kubeconfig.as_deref()).await?)
             }
             // the one metrics registry of the process
-            _ => operator::run(cli::operator_settings(&cli, Metrics::new())).await,
+            _ => operator::run_operator(cli::operator_settings(&cli, Metrics::new())).await,
         }
     });
     match result {

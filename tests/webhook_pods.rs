@@ -1,7 +1,7 @@
 //! The webhook against the real control plane: registered by URL on 127.0.0.1, it mutates the
 //! pods that kube-controller-manager creates for Jobs of QuarksJobs, fails closed when stopped,
 //! and rejects bad QuarksJobs at `kubectl apply`. The webhook and the reconciler run in-process,
-//! exactly as the operator binary runs them (see `operator::run`).
+//! exactly as the operator binary runs them (see `operator::run_operator`).
 
 mod support;
 #[path = "webhook_pods/world.rs"]

@@ -13,9 +13,9 @@ use crate::webhook::handler::PodSettings;
 use crate::{leader, operator, persist, reconcile, telemetry, webhook};
 
 /// The operator's settings; `metrics` is the process's one registry.
-pub fn operator_settings(cli: &Cli, metrics: Metrics) -> operator::Settings {
+pub fn operator_settings(cli: &Cli, metrics: Metrics) -> operator::OperatorSettings {
     let (op, wh, le) = (&cli.operator, &cli.webhook, &cli.leader);
-    operator::Settings {
+    operator::OperatorSettings {
         kubeconfig: cli.log.kubeconfig.clone(),
         apply_crd: op.apply_crd,
         operator_image: op.operator_image(),
@@ -42,7 +42,11 @@ fn reconcile_config(op: &OperatorArgs, metrics: Metrics) -> reconcile::Config {
 /// The Service of `--webhook-service-name` in the operator namespace, or
 /// `https://<--webhook-server-host>:<--webhook-server-port>` when a host is given; self-managed
 /// certificates unless `--webhook-cert-dir` is set.
-fn webhook_settings(op: &OperatorArgs, wh: &WebhookArgs, metrics: Metrics) -> webhook::Settings {
+fn webhook_settings(
+    op: &OperatorArgs,
+    wh: &WebhookArgs,
+    metrics: Metrics,
+) -> webhook::WebhookSettings {
     let host = wh.webhook_server_host.clone().filter(|h| !h.is_empty());
     let target = match &host {
         Some(host) => Target::Url {
@@ -67,7 +71,7 @@ fn webhook_settings(op: &OperatorArgs, wh: &WebhookArgs, metrics: Metrics) -> we
             ),
         },
     };
-    webhook::Settings {
+    webhook::WebhookSettings {
         listen: wh.listen_address(wh.webhook_server_port),
         certificates,
         registration: Registration {
@@ -89,8 +93,8 @@ fn webhook_settings(op: &OperatorArgs, wh: &WebhookArgs, metrics: Metrics) -> we
 }
 
 /// The Lease the command line asks for, and a fresh identity for this process.
-fn lease(op: &OperatorArgs, wh: &WebhookArgs, le: &LeaderArgs) -> leader::Settings {
-    leader::Settings {
+fn lease(op: &OperatorArgs, wh: &WebhookArgs, le: &LeaderArgs) -> leader::LeaseSettings {
+    leader::LeaseSettings {
         namespace: le
             .leader_election_namespace
             .clone()
@@ -112,7 +116,9 @@ pub fn leader_timings(le: &LeaderArgs) -> leader::Timings {
 }
 
 /// `persist-output`'s settings: the pod name from `--pod-name` (`POD_NAME`), else the hostname.
-pub fn persist_settings(args: &PersistOutputArgs) -> Result<persist::Settings, PersistError> {
+pub fn persist_settings(
+    args: &PersistOutputArgs,
+) -> Result<persist::PersistSettings, PersistError> {
     let pod_name = match args
         .pod_name
         .as_deref()
@@ -122,7 +128,7 @@ pub fn persist_settings(args: &PersistOutputArgs) -> Result<persist::Settings, P
         Some(name) => name.to_string(),
         None => persist::run::hostname().ok_or(PersistError::NoPodName)?,
     };
-    Ok(persist::Settings {
+    Ok(persist::PersistSettings {
         namespace: args.namespace.clone(),
         pod_name,
         output_dir: PathBuf::from(&args.output_dir),

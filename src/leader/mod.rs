@@ -14,7 +14,7 @@ mod lease;
 use tokio::sync::watch;
 
 pub use decide::{Action, Observer, Record, Timings, decide, must_step_down};
-pub use lease::{Elector, Settings};
+pub use lease::{Elector, LeaseSettings};
 
 use crate::core::names::sanitize_subdomain;
 
@@ -41,7 +41,7 @@ pub fn identity(pod_name: Option<&str>) -> String {
 /// Run election rounds every retry period until `stop` turns true, publishing whether this
 /// replica leads. Returns the elector so that the caller can [`Elector::release`] the Lease once
 /// the reconciler has stopped.
-pub async fn run(
+pub async fn run_election(
     mut elector: Elector,
     leading: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,

@@ -1,5 +1,5 @@
 //! The operator process (layer: wiring): connect, announce, apply the CRD, then run the feature
-//! modules together until a shutdown signal. It takes plain [`Settings`] that `cli` builds.
+//! modules together until a shutdown signal. It takes plain [`OperatorSettings`] that `cli` builds.
 //!
 //! The reconciler runs until SIGTERM/SIGINT; reconciles in flight finish before the process
 //! exits (graceful shutdown). The reconciler starts once the webhook is registered and
@@ -28,7 +28,7 @@ pub const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Everything the operator process needs, built from the command line by `cli`.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct OperatorSettings {
     /// `--kubeconfig`: a path or a `:`-separated list; `None` for in-cluster or `~/.kube/config`.
     pub kubeconfig: Option<String>,
     /// Apply the CRD at start (`--apply-crd`).
@@ -41,9 +41,9 @@ pub struct Settings {
     /// The reconciler's settings.
     pub reconcile: crate::reconcile::Config,
     /// The webhook's settings.
-    pub webhook: crate::webhook::Settings,
+    pub webhook: crate::webhook::WebhookSettings,
     /// The Lease, when leader election is on.
-    pub leader: Option<crate::leader::Settings>,
+    pub leader: Option<crate::leader::LeaseSettings>,
     /// The one registry of the process, served at `/metrics` (the reconciler and the webhook
     /// hold clones of it).
     pub metrics: crate::metrics::Metrics,
@@ -51,7 +51,7 @@ pub struct Settings {
 
 /// Run the operator until SIGTERM or SIGINT: the reconciler, the admission webhook and the
 /// health endpoints, sharing one shutdown signal.
-pub async fn run(settings: Settings) -> Result<()> {
+pub async fn run_operator(settings: OperatorSettings) -> Result<()> {
     raise_open_files_limit();
     info!("Checking kube config");
     let client = connect(settings.kubeconfig.as_deref()).await?;
@@ -92,7 +92,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         .leader
         .map(|lease| crate::leader::Elector::new(client.clone(), lease));
     let operator_namespace = settings.webhook.registration.operator_namespace.clone();
-    let mut webhook = tokio::spawn(crate::webhook::run::run(
+    let mut webhook = tokio::spawn(crate::webhook::start(
         client.clone(),
         settings.webhook,
         monitored_id.clone(),
@@ -164,7 +164,11 @@ async fn reconcile_when_leading(
     // Without an election the sender stays here, so `leading` stays true (and open).
     let (election, _always) = match elector {
         Some(e) => (
-            Some(tokio::spawn(crate::leader::run(e, leads, stopping.clone()))),
+            Some(tokio::spawn(crate::leader::run_election(
+                e,
+                leads,
+                stopping.clone(),
+            ))),
             None,
         ),
         None => (None, Some(leads)),
@@ -198,7 +202,7 @@ async fn reconcile_when_leading(
                 }
             }
         };
-        crate::reconcile::run_when(client.clone(), config.clone(), start, until).await;
+        crate::reconcile::run_controller_until(client.clone(), config.clone(), start, until).await;
         config.metrics.leader.set_leading(false);
         if *stopping.borrow() {
             break;

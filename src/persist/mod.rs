@@ -18,7 +18,7 @@ pub mod wait;
 mod write;
 
 pub use error::PersistError;
-pub use run::{Settings, persist};
+pub use run::{PersistSettings, persist};
 
 /// A client without kube's own retry layer (it retries only 429/503/504, up to 15 times over
 /// minutes): [`retry`] decides, for every call, within a bounded budget. The server is asked for
@@ -45,7 +45,10 @@ async fn connect(kubeconfig: Option<&str>) -> Result<kube::Client, PersistError>
 }
 
 /// Run the command: connect, persist, print the one-line summary.
-pub async fn run(settings: &Settings, kubeconfig: Option<&str>) -> Result<(), PersistError> {
+pub async fn run_persist_output(
+    settings: &PersistSettings,
+    kubeconfig: Option<&str>,
+) -> Result<(), PersistError> {
     let client = connect(kubeconfig).await?;
     let summary = persist(client, settings).await?;
     println!("{summary}");

@@ -15,7 +15,7 @@ use crate::core::api::labels::{
 use crate::core::names::sanitize;
 use crate::core::versioned::{self, Content};
 
-use super::ownership::{Claim, Owner, claim};
+use super::ownership::{Claim, Link, Owner, claim};
 use super::plan::PlannedSecret;
 
 /// Upstream's source description of versions written by persist-output.
@@ -91,7 +91,7 @@ pub fn plain_secret(p: &PlannedSecret, owner: &Owner) -> Secret {
         annotations: Some(p.annotations.clone()),
         ..Default::default()
     };
-    owner.mark(&mut metadata, false);
+    owner.mark(&mut metadata, Link::CoOwner);
     Secret {
         metadata,
         type_: Some("Opaque".into()),
@@ -108,7 +108,7 @@ pub fn overwrite(mut existing: Secret, p: &PlannedSecret, owner: &Owner) -> Secr
     existing.string_data = None;
     existing.metadata.labels = Some(p.labels.clone());
     existing.metadata.annotations = Some(p.annotations.clone());
-    owner.mark(&mut existing.metadata, false);
+    owner.mark(&mut existing.metadata, Link::CoOwner);
     existing
 }
 
@@ -169,7 +169,7 @@ pub fn version_secret(name: &str, n: u64, p: &PlannedSecret, owner: &Owner) -> S
         annotations: Some(content.annotations),
         ..Default::default()
     };
-    owner.mark(&mut metadata, true);
+    owner.mark(&mut metadata, Link::Controller);
     Secret {
         metadata,
         type_: Some("Opaque".into()),

@@ -39,18 +39,18 @@ use crate::runtime::watch::describe_watch_error;
 
 /// Run the reconciler until `shutdown` resolves; reconciles in flight then finish (graceful
 /// shutdown).
-pub async fn run(
+pub async fn run_controller(
     client: Client,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    run_when(client, config, future::ready(()), shutdown).await
+    run_controller_until(client, config, future::ready(()), shutdown).await
 }
 
 /// Like [`run`], but the controller starts only once QuarksJobs are served *and* `ready`
 /// resolved — in the operator, once the webhook that mutates the Jobs' pods is registered and
 /// serving (a pod admitted before that would lack its output volume and container).
-pub async fn run_when(
+pub async fn run_controller_until(
     client: Client,
     config: Config,
     ready: impl Future<Output = ()>,

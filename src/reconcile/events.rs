@@ -1,7 +1,7 @@
 //! The reasons of the Kubernetes events (events.k8s.io/v1) the reconciler publishes about
 //! QuarksJobs (layer: feature). Publishing is [`crate::runtime::events::publish`]'s.
 
-pub use crate::runtime::events::publish;
+pub use crate::runtime::events::{EventType, publish};
 
 /// A Job was created (upstream reason).
 pub const CREATE_JOB: &str = "CreateJob";

@@ -35,5 +35,5 @@ pub mod state;
 pub mod status;
 
 pub use context::{Config, DEFAULT_JOB_HISTORY};
-pub use controller::{run, run_when};
+pub use controller::{run_controller, run_controller_until};
 pub use error::{Error, Result, backoff};

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::context::{Context, is_not_found};
 use super::error::Error;
-use super::events::{self, publish};
+use super::events::{self, EventType, publish};
 use super::status;
 use crate::core::api::{QuarksJob, QuarksJobStatus};
 use crate::core::lenient::decode;
@@ -122,7 +122,7 @@ pub async fn failure(ctx: &Context, subject: &Subject, err: &Error) {
     publish(
         &ctx.recorder,
         &reference(&subject.metadata),
-        true,
+        EventType::Warning,
         event_reason(err),
         "Reconcile",
         message,

@@ -2,17 +2,18 @@
 //! persist-output. Publishing is best effort: a failure is logged and never fails the caller.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
+pub use kube::runtime::events::EventType;
+use kube::runtime::events::{Event, Recorder};
 use tracing::{info, warn};
 
 /// Events are best effort: a publish that does not answer within this is abandoned.
 const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Log `note` and publish it as an event on `regarding`.
+/// Log `note` (a warning for [`EventType::Warning`]) and publish it as an event on `regarding`.
 pub async fn publish(
     recorder: &Recorder,
     regarding: &ObjectReference,
-    warning: bool,
+    type_: EventType,
     reason: &str,
     action: &str,
     note: String,
@@ -22,17 +23,13 @@ pub async fn publish(
         regarding.namespace.as_deref().unwrap_or_default(),
         regarding.name.as_deref().unwrap_or_default()
     );
-    if warning {
+    if type_ == EventType::Warning {
         warn!(%object, reason, "{note}");
     } else {
         info!(%object, reason, "{note}");
     }
     let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
+        type_,
         reason: reason.into(),
         note: Some(truncate(note, 1024)),
         action: action.into(),

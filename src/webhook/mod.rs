@@ -20,7 +20,7 @@ pub mod validate;
 pub mod versioned_refs;
 
 pub use limits::{BODY_BUDGET, BODY_LIMIT, JSON_VALUE_LIMIT, REQUEST_TIMEOUT, with_limits};
-pub use run::{Settings, WebhookError};
+pub use run::{WebhookError, WebhookSettings, start};
 pub use server::{
     ConnectionLimits, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT,
     MAX_CONNECTIONS, serve_tls, serve_tls_with,

@@ -28,7 +28,7 @@ pub const READY_CACHES: &str = "webhook caches";
 
 /// Everything the webhook needs.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct WebhookSettings {
     /// Address of the TLS port, `host:port` (a host name is resolved).
     pub listen: String,
     /// Where the certificates come from.
@@ -71,9 +71,9 @@ impl WebhookError {
 
 /// Run the webhook until `shutdown` turns true. Its readiness checks are registered when this
 /// is called, before the returned future first runs, so `/readyz` never reports ready early.
-pub fn run(
+pub fn start(
     client: Client,
-    settings: Settings,
+    settings: WebhookSettings,
     monitored_id: String,
     readiness: Readiness,
     shutdown: watch::Receiver<bool>,
@@ -85,7 +85,7 @@ pub fn run(
 
 async fn serve(
     client: Client,
-    settings: Settings,
+    settings: WebhookSettings,
     monitored_id: String,
     readiness: Readiness,
     shutdown: watch::Receiver<bool>,

@@ -40,7 +40,7 @@ impl Operator {
         let shutdown = async move {
             let _ = rx.await;
         };
-        let task = tokio::spawn(reconcile::run(client, config, shutdown));
+        let task = tokio::spawn(reconcile::run_controller(client, config, shutdown));
         Operator {
             task: Some(task),
             stop: Some(tx),

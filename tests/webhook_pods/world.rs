@@ -40,7 +40,7 @@ pub async fn world(prefix: &str) -> World {
     let ns = support::monitored_namespace(&client, prefix, &id, &ops).await;
 
     let port: u16 = support::free_port().parse().unwrap();
-    let settings = quarks_job::webhook::Settings {
+    let settings = quarks_job::webhook::WebhookSettings {
         listen: format!("127.0.0.1:{port}"),
         certificates: Source::Managed {
             namespace: ops.clone(),
@@ -67,7 +67,7 @@ pub async fn world(prefix: &str) -> World {
     };
     let readiness = Readiness::default();
     let (stop_webhook, webhook_stopping) = watch::channel(false);
-    let running = quarks_job::webhook::run::run(
+    let running = quarks_job::webhook::start(
         client.clone(),
         settings,
         id.clone(),
@@ -76,7 +76,7 @@ pub async fn world(prefix: &str) -> World {
     );
     let webhook = tokio::spawn(async move { running.await.expect("webhook runs") });
     let (stop_reconciler, reconciler_stopping) = watch::channel(false);
-    tokio::spawn(quarks_job::reconcile::run(
+    tokio::spawn(quarks_job::reconcile::run_controller(
         client.clone(),
         quarks_job::reconcile::Config::new(id.clone()),
         quarks_job::runtime::stopped(reconciler_stopping),
