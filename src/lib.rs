@@ -1,5 +1,10 @@
 //! quarks-job: a Kubernetes operator that runs batch Jobs on demand and captures the JSON they
 //! write into Secrets. Wire-compatible successor of Cloud Foundry's Quarks Job.
+//!
+//! Layers, lowest first (docs/architecture.md; `tests/layers.rs` checks them): [`core`] (rules as
+//! pure functions, no I/O) → [`runtime`], [`metrics`], [`telemetry`] (shared I/O) → the features
+//! [`reconcile`], [`webhook`], [`certs`], [`leader`], [`persist`], [`health`] → the wiring
+//! [`operator`], [`error`], [`cli`] and `main.rs`.
 
 pub mod certs;
 pub mod cli;

@@ -1,5 +1,7 @@
 //! Command line: upstream Quarks Job's flags and environment variables, with the same names and
 //! defaults. Each flag's help starts with the environment variable that sets it, as upstream's did.
+//!
+//! Layer: wiring (see docs/architecture.md).
 
 use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};

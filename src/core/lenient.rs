@@ -5,6 +5,8 @@
 //! whole response body at WARN). [`Lenient<K>`] decodes every object: as `K` where it can, and
 //! otherwise as its metadata plus a [`DecodeError`] naming *where* and *what kind of* mistake,
 //! never the offending value. Lists and watches of `Lenient<K>` therefore always succeed.
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -7,6 +7,8 @@
 //! duration (judged on the local monotonic clock); a leader that cannot renew for the renew
 //! deadline (shorter than the lease duration) stops reconciling before anyone may take over. On
 //! graceful shutdown the leader releases the Lease, so a rolling update hands over at once.
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 mod decide;
 mod lease;

@@ -47,7 +47,7 @@ pub async fn run_controller(
     run_controller_until(client, config, future::ready(()), shutdown).await
 }
 
-/// Like [`run`], but the controller starts only once QuarksJobs are served *and* `ready`
+/// Like [`run_controller`], but the controller starts only once QuarksJobs are served *and* `ready`
 /// resolved — in the operator, once the webhook that mutates the Jobs' pods is registered and
 /// serving (a pod admitted before that would lack its output volume and container).
 pub async fn run_controller_until(

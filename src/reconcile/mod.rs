@@ -16,7 +16,9 @@
 //! | `cleanup` | succeeded Jobs and their pods | I/O |
 //! | `reconciler` | one reconcile | I/O |
 //! | `controller` | watches and the controller loop | I/O |
-//! | [`events`] | event reasons, publishing | I/O |
+//! | [`events`] | event reasons (publishing is `runtime::events`) | pure |
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 mod cleanup;
 mod context;

@@ -1,5 +1,5 @@
 //! The runtime layer: the I/O every feature module shares and none of them owns, on top of
-//! [`crate::core`]: connecting to the apiserver ([`connect`]), the shutdown flag and the signals
+//! [`crate::core`]: connecting to the apiserver ([`connect`](mod@connect)), the shutdown flag and the signals
 //! that set it ([`shutdown`]), publishing events ([`events`]), watch errors fit for logs
 //! ([`watch`]).
 

@@ -7,6 +7,8 @@
 //! Handlers ([`handler`]) answer from in-memory caches ([`caches`]); [`limits`] bounds what a
 //! request may cost; [`server`] serves TLS with connection limits and graceful shutdown; [`run`]
 //! wires certificates, registration and caches.
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 pub mod caches;
 pub mod handler;

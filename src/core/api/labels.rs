@@ -2,6 +2,8 @@
 //! named them, so that existing namespaces, pods and secrets keep working, and the other names
 //! quarks-job puts on the wire (an environment variable, the injected container). This is the
 //! only place where these strings are spelled out.
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 /// The API group of every key below.
 pub const GROUP: &str = "quarks.cloudfoundry.org";
