@@ -22,8 +22,8 @@ control-plane: ## Provide etcd, kube-apiserver, kube-controller-manager (KUBEBUI
 test: control-plane ## Run all tests: unit tests and integration tests against a real local control plane
 	$(CARGO) test --locked
 
-test-unit: ## Run the unit tests only (no control plane)
-	$(CARGO) test --locked --lib
+test-unit: ## Run the unit tests and the layering check (no control plane)
+	$(CARGO) test --locked --lib --test layers
 
 test-integration: control-plane ## Run the integration tests only
 	$(CARGO) test --locked --tests --test '*'

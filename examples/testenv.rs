@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             cp.server,
             cp.dir.display()
         );
-        rt.block_on(quarks_job::operator::shutdown_signal()).ok();
+        rt.block_on(quarks_job::runtime::shutdown_signal()).ok();
         ExitCode::SUCCESS
     } else {
         eprintln!(
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
             tokio::pin!(wait);
             tokio::select! {
                 status = &mut wait => status,
-                _ = quarks_job::operator::shutdown_signal() => {
+                _ = quarks_job::runtime::shutdown_signal() => {
                     // SAFETY: kill(2) on our own child's pid.
                     unsafe { libc::kill(pid, libc::SIGTERM) };
                     wait.await

@@ -1,4 +1,5 @@
-//! The operator's error type. Every variant has a short, stable `metric_label`.
+//! The operator process's error type (layer: wiring: it gathers the feature modules' errors).
+//! Every variant has a short, stable `metric_label`.
 
 use std::time::Duration;
 
@@ -6,8 +7,8 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No usable kubeconfig, or the server it names did not answer.
-    #[error("invalid kube config: {0}")]
-    KubeConfig(String),
+    #[error(transparent)]
+    KubeConfig(#[from] crate::runtime::ConnectError),
 
     /// A Kubernetes API call failed.
     #[error("kubernetes API call failed: {0}")]
@@ -32,9 +33,25 @@ pub enum Error {
         timeout: Duration,
     },
 
-    /// A part of the product that this build does not contain yet.
-    #[error("{0} is not implemented in this build yet")]
-    NotImplemented(&'static str),
+    /// Watching the applied CRD for its Established condition failed.
+    #[error("cannot watch CRD '{name}': {source}")]
+    WatchCrd {
+        /// The CRD's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: kube::runtime::wait::Error,
+    },
+
+    /// A task of the process panicked or was cancelled.
+    #[error("the {task} task failed: {source}")]
+    TaskFailed {
+        /// Which task.
+        task: &'static str,
+        /// How it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 
     /// The admission webhook could not start or stopped.
     #[error("webhook: {0}")]
@@ -61,7 +78,8 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::ApplyCrd { .. } => "apply_crd",
             Error::CrdNotEstablished { .. } => "crd_not_established",
-            Error::NotImplemented(_) => "not_implemented",
+            Error::WatchCrd { .. } => "watch_crd",
+            Error::TaskFailed { .. } => "task_failed",
             Error::Webhook(e) => e.metric_label(),
             Error::Listen(_) => "listen",
             Error::Io(_) => "io",
@@ -80,12 +98,17 @@ mod tests {
     #[test]
     fn labels_are_short_and_distinct() {
         let errors = [
-            Error::KubeConfig("x".into()),
+            Error::KubeConfig(crate::runtime::ConnectError("x".into())),
             Error::CrdNotEstablished {
                 name: "c".into(),
                 timeout: Duration::from_secs(1),
             },
-            Error::NotImplemented("persist-output"),
+            Error::WatchCrd {
+                name: "c".into(),
+                source: kube::runtime::wait::Error::ProbeFailed(
+                    kube::runtime::watcher::Error::NoResourceVersion,
+                ),
+            },
             Error::Io(std::io::Error::other("x")),
         ];
         let labels: std::collections::BTreeSet<_> =
@@ -105,7 +128,7 @@ mod tests {
             "CRD 'quarksjobs.quarks.cloudfoundry.org' did not become Established within 60s"
         );
         assert_eq!(
-            Error::KubeConfig("no server".into()).to_string(),
+            Error::KubeConfig(crate::runtime::ConnectError("no server".into())).to_string(),
             "invalid kube config: no server"
         );
     }

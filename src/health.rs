@@ -3,6 +3,8 @@
 //! certificate loaded), and names the ones still pending otherwise, with the reason where one is
 //! known (e.g. why a cache cannot be filled). The same port serves the
 //! Prometheus metrics at `/metrics` (OpenMetrics text, see [`crate::metrics`]).
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 use std::collections::BTreeMap;
 use std::future::Future;

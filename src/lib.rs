@@ -1,22 +1,23 @@
 //! quarks-job: a Kubernetes operator that runs batch Jobs on demand and captures the JSON they
 //! write into Secrets. Wire-compatible successor of Cloud Foundry's Quarks Job.
+//!
+//! Layers, lowest first (docs/architecture.md; `tests/layers.rs` checks them): [`core`] (rules as
+//! pure functions, no I/O) → [`runtime`], [`metrics`], [`telemetry`] (shared I/O) → the features
+//! [`reconcile`], [`webhook`], [`certs`], [`leader`], [`persist`], [`health`] → the wiring
+//! [`operator`], [`error`], [`cli`] and `main.rs`.
 
-pub mod api;
 pub mod certs;
 pub mod cli;
+pub mod core;
 pub mod error;
 pub mod health;
-pub mod kube_rules;
 pub mod leader;
-pub mod lenient;
 pub mod metrics;
-pub mod names;
 pub mod operator;
 pub mod persist;
-pub mod podrefs;
 pub mod reconcile;
+pub mod runtime;
 pub mod telemetry;
-pub mod versioned;
 pub mod webhook;
 
 pub use error::{Error, Result};

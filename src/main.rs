@@ -2,13 +2,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use quarks_job::cli::{Cli, Command};
-use quarks_job::{Error, api, cli, operator, persist, telemetry};
+use quarks_job::core::api;
+use quarks_job::metrics::Metrics;
+use quarks_job::{cli, operator, persist, telemetry};
 
 fn main() -> ExitCode {
     quarks_job::install_crypto_provider();
     // Usage errors print clap's message and exit with code 2.
     let cli = Cli::parse();
-    let checked = quarks_job::leader::timings(&cli.leader)
+    let checked = cli::leader_timings(&cli.leader)
         .check()
         .and_then(|()| cli.webhook.output_resources().requirements().map(drop));
     if let Err(message) = checked {
@@ -28,7 +30,7 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    telemetry::init(&cli.log);
+    telemetry::init(&cli::log_settings(&cli.log));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,18 +43,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
-            Some(Command::PersistOutput(args)) => persist::run(args, cli.log.kubeconfig.as_deref())
-                .await
-                .map_err(Error::from),
-            _ => {
-                operator::run(
-                    &cli.operator,
-                    &cli.webhook,
-                    &cli.leader,
-                    cli.log.kubeconfig.as_deref(),
-                )
-                .await
+            Some(Command::PersistOutput(args)) => {
+                let settings = cli::persist_settings(args)?;
+                Ok(persist::run_persist_output(&settings, cli.log.kubeconfig.as_deref()).await?)
             }
+            // the one metrics registry of the process
+            _ => operator::run_operator(cli::operator_settings(&cli, Metrics::new())).await,
         }
     });
     match result {

@@ -1,12 +1,28 @@
-//! Logging: tracing to stderr, as text or JSON, at the level of `--log-level`.
+//! Logging (layer: runtime): tracing to stderr, as text or JSON, at the level of `--log-level`.
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{LogArgs, LogFormat};
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to log and how.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// `trace`, `debug`, `info`, `warn` or `error`: the level of quarks-job's own lines.
+    pub level: String,
+    /// The line format.
+    pub format: Format,
+}
 
 /// kube-client logs the whole body of a response it cannot decode at WARN, which would write
 /// object contents (specs, env values, Secret data) into the log: its client module logs errors
-/// only. (The operator reads what it cannot trust leniently, see [`crate::lenient`]; this is the
+/// only. (The operator reads what it cannot trust leniently, see [`crate::core::lenient`]; this is the
 /// second line of defence.)
 const NO_BODIES: &str = "kube_client::client=error";
 
@@ -21,19 +37,19 @@ pub fn filter_directives(level: &str) -> String {
 }
 
 /// Install the global subscriber. Safe to call once per process.
-pub fn init(args: &LogArgs) {
+pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(filter_directives(&args.log_level)));
+        .unwrap_or_else(|_| EnvFilter::new(filter_directives(&settings.level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = match args.log_format {
-        LogFormat::Json => builder
+    let _ = match settings.format {
+        Format::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+        Format::Text => builder.with_ansi(false).try_init(),
     };
 }
 

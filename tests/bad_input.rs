@@ -9,7 +9,7 @@ mod support;
 
 use kube::ResourceExt;
 use kube::api::{Patch, PatchParams};
-use quarks_job::api::Strategy;
+use quarks_job::core::api::Strategy;
 use reconcile_helpers::{World, qjob};
 use serde_json::{Value, json};
 use support::process::Operator;

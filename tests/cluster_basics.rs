@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
-use quarks_job::api::{QuarksJob, Strategy};
+use quarks_job::core::api::{QuarksJob, Strategy};
 use support::kubelet::{self, State};
 use support::{
     admin_client, delete_namespace, ensure_crd, eventually, eventually_some, kubectl, shared,

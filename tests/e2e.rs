@@ -23,7 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, WatchEvent, WatchParams};
-use quarks_job::api::labels::LABEL_QJOB_NAME;
+use quarks_job::core::api::labels::LABEL_QJOB_NAME;
 use serde_json::Value;
 use target::{Ns, Target};
 

@@ -132,7 +132,7 @@ fn default_values_render_a_consistent_operator_with_upstream_names() {
     // the binary's default history
     assert_eq!(
         env_value(c, "JOB_HISTORY"),
-        Some(quarks_job::cli::DEFAULT_JOB_HISTORY.to_string())
+        Some(quarks_job::reconcile::DEFAULT_JOB_HISTORY.to_string())
     );
     // the output container's resources are the binary's defaults
     let defaults = quarks_job::webhook::resources::OutputResources::DEFAULTS;

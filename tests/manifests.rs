@@ -11,7 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
-use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
+use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use reconcile_helpers::{WAIT, World};
 use serde_json::{Value, json};
 use support::manifests::{apply, find, manifests_dir, operator_rbac, read_manifest, rendered};

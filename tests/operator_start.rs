@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
-use quarks_job::api::CRD_NAME;
+use quarks_job::core::api::CRD_NAME;
 use support::process::{Running, http_get, quarks_job};
 
 const WAIT: Duration = Duration::from_secs(60);

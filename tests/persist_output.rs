@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
-use quarks_job::api::QuarksJob;
+use quarks_job::core::api::QuarksJob;
 use serde_json::json;
 use support::kubelet::State;
 use support::{delete_namespace, eventually};

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
 use kube::api::Api;
-use quarks_job::api::CRD_NAME;
-use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use quarks_job::certs::Registration;
+use quarks_job::core::api::CRD_NAME;
+use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use reconcile_helpers::{WAIT, World};
 use serde_json::json;
 use support::manifests::manifests_dir;

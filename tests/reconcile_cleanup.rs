@@ -8,7 +8,7 @@ mod support;
 
 use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
-use quarks_job::api::Strategy;
+use quarks_job::core::api::Strategy;
 use quarks_job::reconcile::status::{FAILED, RUNNING, SUCCEEDED};
 use reconcile_helpers::{WAIT, World, condition, created_run, is_true, qjob};
 use serde_json::json;

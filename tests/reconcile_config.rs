@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use objects::{auto_updating, config_map, finish_last, refs, secret, update_config_map, versioned};
-use quarks_job::api::Strategy;
+use quarks_job::core::api::Strategy;
 use quarks_job::reconcile::status::REFERENCES_FOUND;
 use reconcile_helpers::{World, condition, created_run, is_true, qjob};
 use serde_json::json;

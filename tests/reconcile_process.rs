@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
-use quarks_job::api::Strategy;
+use quarks_job::core::api::Strategy;
 use quarks_job::reconcile::status;
 use reconcile_helpers::{WAIT, World, created_run, is_true, qjob};
 use serde_json::{Value, json};

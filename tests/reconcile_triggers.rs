@@ -8,10 +8,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
-use quarks_job::api::Strategy;
-use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
+use quarks_job::core::api::Strategy;
+use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
+use quarks_job::core::job_names::job_name;
 use quarks_job::reconcile::job::{Owner, build_job};
-use quarks_job::reconcile::naming::job_name;
 use quarks_job::reconcile::status::RUNNING;
 use reconcile_helpers::{World, created_run, is_true, qjob};
 use serde_json::json;
@@ -188,7 +188,7 @@ async fn unmonitored_namespaces_are_left_alone_until_labelled() {
     .await;
     let no_sa = support::test_namespace(&w.client, "gate-nosa", &[(LABEL_MONITORED, &w.id)]).await;
     for ns in [&other_id, &no_sa] {
-        let qjobs: Api<quarks_job::api::QuarksJob> = Api::namespaced(w.client.clone(), ns);
+        let qjobs: Api<quarks_job::core::api::QuarksJob> = Api::namespaced(w.client.clone(), ns);
         let mut q = qjob("ignored", "now", json!({}));
         q["apiVersion"] = json!("quarks.cloudfoundry.org/v1alpha1");
         q["kind"] = json!("QuarksJob");
@@ -202,7 +202,7 @@ async fn unmonitored_namespaces_are_left_alone_until_labelled() {
     w.wait_jobs("control", 1).await;
     w.barrier("control").await;
     for ns in [&other_id, &no_sa] {
-        let qjobs: Api<quarks_job::api::QuarksJob> = Api::namespaced(w.client.clone(), ns);
+        let qjobs: Api<quarks_job::core::api::QuarksJob> = Api::namespaced(w.client.clone(), ns);
         let q = qjobs.get("ignored").await.unwrap();
         assert_eq!(q.strategy(), Some(Strategy::Now), "{ns}: untouched");
         assert!(
@@ -229,7 +229,7 @@ async fn unmonitored_namespaces_are_left_alone_until_labelled() {
         .patch(&no_sa, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let qjobs: Api<quarks_job::api::QuarksJob> = Api::namespaced(w.client.clone(), &no_sa);
+    let qjobs: Api<quarks_job::core::api::QuarksJob> = Api::namespaced(w.client.clone(), &no_sa);
     support::eventually(
         reconcile_helpers::WAIT,
         "QuarksJob of the newly monitored namespace ran",
@@ -295,7 +295,7 @@ async fn crashed_state(w: &World, name: &str, strategy: &str, job_created: bool)
         let raw: Api<DynamicObject> = Api::namespaced_with(
             w.client.clone(),
             &w.ns,
-            &ApiResource::erase::<quarks_job::api::QuarksJob>(&()),
+            &ApiResource::erase::<quarks_job::core::api::QuarksJob>(&()),
         );
         let template = raw.get(name).await.unwrap().data["spec"]["template"].clone();
         let owner = Owner {

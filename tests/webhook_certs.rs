@@ -16,10 +16,10 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME};
 use quarks_job::certs::{
     HotSwapResolver, MUTATE_PODS_PATH, Registration, Target, ensure, server_config, webhook_sans,
 };
+use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME};
 use quarks_job::webhook::{serve_tls, with_limits};
 use support::{admin_client, test_namespace, unique};
 

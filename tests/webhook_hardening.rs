@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, PostParams};
-use quarks_job::api::QuarksJob;
-use quarks_job::webhook::validate::OUTPUT_PERSIST_CONTAINER;
+use quarks_job::core::api::QuarksJob;
+use quarks_job::core::api::labels::OUTPUT_PERSIST_CONTAINER;
 use serde_json::json;
 use support::hostile::{self, adversarial_bodies, hold_slow_connections, peak_memory};
 use support::process::{Operator, Running};

@@ -1,7 +1,7 @@
 //! The webhook against the real control plane: registered by URL on 127.0.0.1, it mutates the
 //! pods that kube-controller-manager creates for Jobs of QuarksJobs, fails closed when stopped,
 //! and rejects bad QuarksJobs at `kubectl apply`. The webhook and the reconciler run in-process,
-//! exactly as the operator binary runs them (see `operator::run`).
+//! exactly as the operator binary runs them (see `operator::run_operator`).
 
 mod support;
 #[path = "webhook_pods/world.rs"]
@@ -13,8 +13,8 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use kube::ResourceExt;
 use kube::api::{ListParams, PostParams};
+use quarks_job::core::api::labels::OUTPUT_PERSIST_CONTAINER;
 use quarks_job::webhook::mutate::{TOKEN_MOUNT_PATH, token_secret_name};
-use quarks_job::webhook::validate::OUTPUT_PERSIST_CONTAINER;
 use serde_json::json;
 use support::{eventually, eventually_some, kubectl, shared};
 use webhook_world::{OUTPUT_SA, WAIT, errand, trigger, world};
@@ -25,7 +25,7 @@ async fn job_pods_are_stored_mutated_and_pick_up_new_versions() {
     let w = world("whpods").await;
     w.versioned_secret("creds", 1).await;
     w.versioned_secret("creds", 2).await;
-    let qjobs = w.api::<quarks_job::api::QuarksJob>();
+    let qjobs = w.api::<quarks_job::core::api::QuarksJob>();
     qjobs
         .create(
             &PostParams::default(),
@@ -191,7 +191,7 @@ async fn with_the_webhook_stopped_job_pods_are_refused_with_an_event() {
     w.versioned_secret("creds", 1).await;
     // stop the webhook only; the reconciler goes on creating Jobs
     let _ = w.stop_webhook.send(true);
-    let qjobs = w.api::<quarks_job::api::QuarksJob>();
+    let qjobs = w.api::<quarks_job::core::api::QuarksJob>();
     qjobs
         .create(
             &PostParams::default(),
@@ -284,7 +284,7 @@ async fn output_labels_that_would_forge_a_version_are_rejected_at_apply() {
         "{err}"
     );
     assert!(
-        w.api::<quarks_job::api::QuarksJob>()
+        w.api::<quarks_job::core::api::QuarksJob>()
             .get_opt("forge")
             .await
             .unwrap()
@@ -300,7 +300,7 @@ async fn output_labels_that_would_forge_a_version_are_rejected_at_apply() {
 // multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mounted_version_is_the_one_the_config_digest_covers() {
-    use quarks_job::podrefs::RefKind;
+    use quarks_job::core::podrefs::RefKind;
     use quarks_job::reconcile::digest::{Resolved, config_digest};
     let w = world("whdigest").await;
     for (name, label) in [("creds-v1", "5"), ("creds-v2", "2")] {
@@ -319,7 +319,7 @@ async fn the_mounted_version_is_the_one_the_config_digest_covers() {
     tokio::time::sleep(Duration::from_millis(500)).await; // let the webhook's watch deliver them
     let mut qjob = errand("digest", "once");
     qjob["spec"]["updateOnConfigChange"] = json!(true);
-    w.api::<quarks_job::api::QuarksJob>()
+    w.api::<quarks_job::core::api::QuarksJob>()
         .create(
             &PostParams::default(),
             &serde_json::from_value(qjob).unwrap(),
@@ -343,7 +343,7 @@ async fn the_mounted_version_is_the_one_the_config_digest_covers() {
         optional: false,
         data: Some(data.into_iter().map(|(k, v)| (k, v.0)).collect()),
     }]);
-    let qjobs = w.api::<quarks_job::api::QuarksJob>();
+    let qjobs = w.api::<quarks_job::core::api::QuarksJob>();
     let digest = eventually_some(WAIT, "the recorded config digest", || async {
         qjobs.get("digest").await.ok()?.status?.config_digest
     })

@@ -13,8 +13,8 @@ use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
-use quarks_job::api::QuarksJob;
-use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
+use quarks_job::core::api::QuarksJob;
+use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
 use serde_json::json;
 
 use crate::{Row, Stats, fmt_duration};

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ObjectMeta;
-use quarks_job::api::QuarksJob;
-use quarks_job::webhook::mutate::{Context, mutate};
+use quarks_job::core::api::QuarksJob;
+use quarks_job::webhook::mutate::{MutationContext, mutate};
 use serde_json::json;
 
 use crate::{Row, Stats};
@@ -61,7 +61,7 @@ pub fn rows() -> Vec<Row> {
     let resources = quarks_job::webhook::resources::OutputResources::DEFAULTS
         .requirements()
         .expect("resources");
-    let ctx = Context {
+    let ctx = MutationContext {
         namespace: "ns",
         qjob: Some(&qjob),
         output_service_account: Some("qjob-persist-output"),

@@ -6,6 +6,8 @@
 //! directory, patching the webhook configurations' `caBundle` (`registration`) before a new CA
 //! is served. `guard` registers the configurations again when they are deleted or damaged
 //! while the operator runs.
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 mod authority;
 pub mod guard;

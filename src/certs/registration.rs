@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
-use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_WEBHOOK_PROBE};
+use crate::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_WEBHOOK_PROBE};
 
 /// Path of the pod mutation endpoint.
 pub const MUTATE_PODS_PATH: &str = "/mutate-pods";
@@ -70,7 +70,7 @@ impl Registration {
     /// The name of both configurations for `monitored_id`: `quarks-job-<id>` as an object name
     /// (the RBAC of `manifests/` and the chart grants writes to this name only).
     pub fn name_for(monitored_id: &str) -> String {
-        crate::names::sanitize_subdomain(&format!("quarks-job-{monitored_id}"))
+        crate::core::names::sanitize_subdomain(&format!("quarks-job-{monitored_id}"))
     }
 
     fn client_config(&self, path: &str, ca_bundle: &[u8]) -> WebhookClientConfig {

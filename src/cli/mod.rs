@@ -1,16 +1,21 @@
 //! Command line: upstream Quarks Job's flags and environment variables, with the same names and
 //! defaults. Each flag's help starts with the environment variable that sets it, as upstream's did.
+//!
+//! Layer: wiring (see docs/architecture.md).
 
 use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::VERSION;
+use crate::reconcile::DEFAULT_JOB_HISTORY;
 use crate::webhook::resources;
 
 mod leader;
+mod settings;
 mod values;
 
 pub use leader::LeaderArgs;
+pub use settings::{leader_timings, log_settings, operator_settings, persist_settings};
 use values::{non_empty, parse_monitored_id, quantity_setting};
 
 /// Every environment variable the binary reads (each also settable by its flag).
@@ -51,9 +56,6 @@ pub const ENV_VARS: &[&str] = &[
     "LEADER_ELECTION_RETRY_PERIOD",
     "POD_NAME",
 ];
-
-/// The default of `--job-history`.
-pub const DEFAULT_JOB_HISTORY: u32 = 5;
 
 /// The environment variables `persist-output` reads besides [`ENV_VARS`].
 pub const PERSIST_OUTPUT_ENV_VARS: &[&str] =

@@ -2,6 +2,7 @@
 
 use clap::builder::TypedValueParser;
 
+use crate::core::kube_rules::label_value;
 use crate::webhook::resources;
 
 pub(super) fn non_empty(what: &'static str) -> impl TypedValueParser<Value = String> {
@@ -25,22 +26,11 @@ pub(super) fn quantity_setting(s: &str) -> Result<String, String> {
     }
 }
 
-/// A monitored id is a label value: empty means `default` (as upstream), otherwise at most 63
-/// characters of `[A-Za-z0-9._-]`, starting and ending alphanumeric.
+/// A monitored id is a label value ([`label_value`]): empty means `default` (as upstream).
 pub(super) fn parse_monitored_id(s: &str) -> Result<String, String> {
     if s.is_empty() {
         return Ok("default".into());
     }
-    let ok_chars = s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    let ok_ends = s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if s.len() > 63 || !ok_chars || !ok_ends {
-        return Err(format!(
-            "'{s}' is not a valid label value: at most 63 characters of A-Z, a-z, 0-9, '-', '_', '.', \
-             starting and ending with a letter or digit"
-        ));
-    }
+    label_value(s).map_err(|e| format!("'{s}' {e}"))?;
     Ok(s.to_string())
 }

@@ -15,7 +15,7 @@ use super::decide::{Action, Observer, Record, Timings, decide, must_step_down};
 
 /// Where the Lease lives and who we are.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct LeaseSettings {
     /// Namespace of the Lease.
     pub namespace: String,
     /// Name of the Lease.
@@ -29,7 +29,7 @@ pub struct Settings {
 /// One replica's side of the election.
 pub struct Elector {
     api: Api<Lease>,
-    settings: Settings,
+    settings: LeaseSettings,
     observer: Observer,
     leading: bool,
     last_renewed: Option<Instant>,
@@ -38,7 +38,7 @@ pub struct Elector {
 
 impl Elector {
     /// An elector that does not lead yet.
-    pub fn new(client: Client, settings: Settings) -> Self {
+    pub fn new(client: Client, settings: LeaseSettings) -> Self {
         Elector {
             api: Api::namespaced(client, &settings.namespace),
             settings,
@@ -50,7 +50,7 @@ impl Elector {
     }
 
     /// The settings.
-    pub fn settings(&self) -> &Settings {
+    pub fn settings(&self) -> &LeaseSettings {
         &self.settings
     }
 

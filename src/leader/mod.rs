@@ -7,44 +7,18 @@
 //! duration (judged on the local monotonic clock); a leader that cannot renew for the renew
 //! deadline (shorter than the lease duration) stops reconciling before anyone may take over. On
 //! graceful shutdown the leader releases the Lease, so a rolling update hands over at once.
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 mod decide;
 mod lease;
 
-use std::time::Duration;
-
 use tokio::sync::watch;
 
 pub use decide::{Action, Observer, Record, Timings, decide, must_step_down};
-pub use lease::{Elector, Settings};
+pub use lease::{Elector, LeaseSettings};
 
-use crate::cli::{LeaderArgs, OperatorArgs, WebhookArgs};
-use crate::names::sanitize_subdomain;
-
-impl Settings {
-    /// The Lease the command line asks for, and a fresh identity for this process.
-    pub fn from_args(op: &OperatorArgs, wh: &WebhookArgs, le: &LeaderArgs) -> Settings {
-        Settings {
-            namespace: le
-                .leader_election_namespace
-                .clone()
-                .filter(|ns| !ns.is_empty())
-                .unwrap_or_else(|| wh.operator_namespace.clone()),
-            name: lease_name(&op.monitored_id),
-            identity: identity(le.pod_name.as_deref()),
-            timings: timings(le),
-        }
-    }
-}
-
-/// The election's timings from the command line.
-pub fn timings(le: &LeaderArgs) -> Timings {
-    Timings {
-        lease_duration: Duration::from_secs(le.leader_election_lease_duration),
-        renew_deadline: Duration::from_secs(le.leader_election_renew_deadline),
-        retry_period: Duration::from_secs(le.leader_election_retry_period),
-    }
-}
+use crate::core::names::sanitize_subdomain;
 
 /// `quarks-job-<monitored-id>`, a valid object name.
 pub fn lease_name(monitored_id: &str) -> String {
@@ -52,7 +26,7 @@ pub fn lease_name(monitored_id: &str) -> String {
 }
 
 /// `<pod or host name>_<8 random hex digits>`: unique even for two processes on one host.
-fn identity(pod_name: Option<&str>) -> String {
+pub fn identity(pod_name: Option<&str>) -> String {
     let host = pod_name
         .map(str::to_string)
         .or_else(|| std::env::var("HOSTNAME").ok())
@@ -69,7 +43,7 @@ fn identity(pod_name: Option<&str>) -> String {
 /// Run election rounds every retry period until `stop` turns true, publishing whether this
 /// replica leads. Returns the elector so that the caller can [`Elector::release`] the Lease once
 /// the reconciler has stopped.
-pub async fn run(
+pub async fn run_election(
     mut elector: Elector,
     leading: watch::Sender<bool>,
     mut stop: watch::Receiver<bool>,

@@ -3,6 +3,8 @@
 //! webhook (its `Settings`) and the health router; the handles are cheap clones of shared
 //! atomics. Every replica counts what it does itself: the webhook serves on every replica, only
 //! the leader reconciles. See `docs/metrics.md`.
+//!
+//! Layer: runtime (shared I/O on `crate::core`, see docs/architecture.md).
 
 mod admission;
 mod reconcile;

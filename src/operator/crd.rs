@@ -7,7 +7,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 
-use crate::api::{CRD_NAME, crd};
+use crate::core::api::{CRD_NAME, crd};
 use crate::{Error, Result};
 
 /// The field manager of everything the operator applies.
@@ -33,6 +33,9 @@ pub async fn apply_crd(client: Client, timeout: Duration) -> Result<()> {
         name: CRD_NAME.into(),
         timeout,
     })?
-    .map_err(|e| Error::KubeConfig(format!("watching CRD '{CRD_NAME}': {e}")))?;
+    .map_err(|source| Error::WatchCrd {
+        name: CRD_NAME.into(),
+        source,
+    })?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The operator process: connect, announce, apply the CRD, run until a shutdown signal.
+//! The operator process (layer: wiring): connect, announce, apply the CRD, then run the feature
+//! modules together until a shutdown signal. It takes plain [`OperatorSettings`] that `cli` builds.
 //!
 //! The reconciler runs until SIGTERM/SIGINT; reconciles in flight finish before the process
 //! exits (graceful shutdown). The reconciler starts once the webhook is registered and
@@ -10,13 +11,11 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use kube::Client;
-use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use tokio::net::TcpListener;
 use tracing::info;
 
-use tokio::net::TcpListener;
-
-use crate::cli::{LeaderArgs, OperatorArgs, WebhookArgs};
 use crate::health::Readiness;
+use crate::runtime::{connect, shutdown_signal, stopped};
 use crate::{Error, Result, VERSION};
 
 pub use crd::{FIELD_MANAGER, apply_crd};
@@ -27,69 +26,42 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for the CRD to become Established.
 pub const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The client configuration for `--kubeconfig` (a path, or a `:`-separated list like
-/// `KUBECONFIG`) or, without it, the in-cluster config or `~/.kube/config`.
-pub async fn load_config(kubeconfig: Option<&str>) -> Result<Config> {
-    match kubeconfig.filter(|k| !k.trim().is_empty()) {
-        Some(paths) => {
-            let mut merged: Option<Kubeconfig> = None;
-            for path in paths.split(':').filter(|p| !p.is_empty()) {
-                let kc = Kubeconfig::read_from(path)
-                    .map_err(|e| Error::KubeConfig(format!("{path}: {e}")))?;
-                merged = Some(match merged {
-                    None => kc,
-                    Some(m) => m.merge(kc).map_err(|e| Error::KubeConfig(e.to_string()))?,
-                });
-            }
-            let kc = merged
-                .ok_or_else(|| Error::KubeConfig(format!("no kubeconfig file in '{paths}'")))?;
-            Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::KubeConfig(e.to_string()))
-        }
-        None => Config::infer()
-            .await
-            .map_err(|e| Error::KubeConfig(e.to_string())),
-    }
-}
-
-/// A client for `--kubeconfig` ([`load_config`]). The server is asked for its version so that a
-/// wrong config fails here, with a clear message, instead of at the first watch.
-pub async fn connect(kubeconfig: Option<&str>) -> Result<Client> {
-    let config = load_config(kubeconfig).await?;
-    let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| Error::KubeConfig(e.to_string()))?;
-    let version = client
-        .apiserver_version()
-        .await
-        .map_err(|e| Error::KubeConfig(format!("server '{server}' did not answer: {e}")))?;
-    info!(
-        "Using kube server '{server}' (Kubernetes {}.{})",
-        version.major, version.minor
-    );
-    Ok(client)
+/// Everything the operator process needs, built from the command line by `cli`.
+#[derive(Clone, Debug)]
+pub struct OperatorSettings {
+    /// `--kubeconfig`: a path or a `:`-separated list; `None` for in-cluster or `~/.kube/config`.
+    pub kubeconfig: Option<String>,
+    /// Apply the CRD at start (`--apply-crd`).
+    pub apply_crd: bool,
+    /// The operator image (`<org>/<repository>:<tag>`), run by the webhook probe and injected as
+    /// the output-persist container.
+    pub operator_image: String,
+    /// `host:port` of the health port.
+    pub health_listen: String,
+    /// The reconciler's settings.
+    pub reconcile: crate::reconcile::Config,
+    /// The webhook's settings.
+    pub webhook: crate::webhook::WebhookSettings,
+    /// The Lease, when leader election is on.
+    pub leader: Option<crate::leader::LeaseSettings>,
+    /// The one registry of the process, served at `/metrics` (the reconciler and the webhook
+    /// hold clones of it).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Run the operator until SIGTERM or SIGINT: the reconciler, the admission webhook and the
 /// health endpoints, sharing one shutdown signal.
-pub async fn run(
-    args: &OperatorArgs,
-    webhook: &WebhookArgs,
-    leader: &LeaderArgs,
-    kubeconfig: Option<&str>,
-) -> Result<()> {
+pub async fn run_operator(settings: OperatorSettings) -> Result<()> {
     raise_open_files_limit();
     info!("Checking kube config");
-    let client = connect(kubeconfig).await?;
-    info!(
-        "Starting quarks-job {VERSION}, monitoring namespaces labeled with '{}'",
-        args.monitored_id
-    );
-    info!("quarks-job docker image: {}", args.operator_image());
-    if args.apply_crd {
+    let client = connect(settings.kubeconfig.as_deref()).await?;
+    let monitored_id = settings.reconcile.monitored_id.clone();
+    info!("Starting quarks-job {VERSION}, monitoring namespaces labeled with '{monitored_id}'");
+    info!("quarks-job docker image: {}", settings.operator_image);
+    if settings.apply_crd {
         info!("Applying CRDs...");
         apply_crd(client.clone(), CRD_ESTABLISHED_TIMEOUT).await?;
-        info!("CRD '{}' is established", crate::api::CRD_NAME);
+        info!("CRD '{}' is established", crate::core::api::CRD_NAME);
     }
     info!("Registering Components");
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -106,8 +78,8 @@ pub async fn run(
         }
     });
     let readiness = Readiness::default();
-    let metrics = crate::metrics::Metrics::default();
-    let health_address = webhook.listen_address(webhook.health_port);
+    let metrics = settings.metrics;
+    let health_address = settings.health_listen;
     let health = TcpListener::bind(health_address.as_str())
         .await
         .map_err(|e| Error::Listen(format!("health port {health_address}: {e}")))?;
@@ -116,21 +88,14 @@ pub async fn run(
         crate::health::router(readiness.clone(), metrics.clone()),
         stopped(stopping.clone()),
     ));
-    let elector = leader.leader_election.then(|| {
-        crate::leader::Elector::new(
-            client.clone(),
-            crate::leader::Settings::from_args(args, webhook, leader),
-        )
-    });
-    let operator_namespace = webhook.operator_namespace.clone();
-    let webhook_settings = crate::webhook::Settings {
-        metrics: metrics.clone(),
-        ..crate::webhook::Settings::from_args(args, webhook)
-    };
-    let mut webhook = tokio::spawn(crate::webhook::run::run(
+    let elector = settings
+        .leader
+        .map(|lease| crate::leader::Elector::new(client.clone(), lease));
+    let operator_namespace = settings.webhook.registration.operator_namespace.clone();
+    let mut webhook = tokio::spawn(crate::webhook::start(
         client.clone(),
-        webhook_settings,
-        args.monitored_id.clone(),
+        settings.webhook,
+        monitored_id.clone(),
         readiness.clone(),
         stopping.clone(),
     ));
@@ -138,11 +103,7 @@ pub async fn run(
     // then may Jobs be created.
     let webhook_called = {
         let (client, readiness) = (client.clone(), readiness.clone());
-        let (namespace, id, image) = (
-            operator_namespace,
-            args.monitored_id.clone(),
-            args.operator_image(),
-        );
+        let (namespace, id, image) = (operator_namespace, monitored_id, settings.operator_image);
         async move {
             readiness.wait_ready().await;
             crate::webhook::probe::wait_until_called(
@@ -157,10 +118,7 @@ pub async fn run(
     };
     let reconciler = reconcile_when_leading(
         client,
-        crate::reconcile::Config {
-            metrics,
-            ..crate::reconcile::Config::from(args)
-        },
+        settings.reconcile,
         webhook_called.boxed().shared(),
         elector,
         stopping.clone(),
@@ -183,9 +141,10 @@ pub async fn run(
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Error::Webhook(e)),
-        Err(e) => Err(Error::Webhook(crate::webhook::WebhookError::Crashed(
-            e.to_string(),
-        ))),
+        Err(source) => Err(Error::TaskFailed {
+            task: "webhook",
+            source,
+        }),
     }
 }
 
@@ -205,7 +164,11 @@ async fn reconcile_when_leading(
     // Without an election the sender stays here, so `leading` stays true (and open).
     let (election, _always) = match elector {
         Some(e) => (
-            Some(tokio::spawn(crate::leader::run(e, leads, stopping.clone()))),
+            Some(tokio::spawn(crate::leader::run_election(
+                e,
+                leads,
+                stopping.clone(),
+            ))),
             None,
         ),
         None => (None, Some(leads)),
@@ -239,7 +202,7 @@ async fn reconcile_when_leading(
                 }
             }
         };
-        crate::reconcile::run_when(client.clone(), config.clone(), start, until).await;
+        crate::reconcile::run_controller_until(client.clone(), config.clone(), start, until).await;
         config.metrics.leader.set_leading(false);
         if *stopping.borrow() {
             break;
@@ -271,21 +234,4 @@ fn raise_open_files_limit() {
             Err(e) => tracing::warn!("Cannot raise the open files limit ({from:?}): {e}"),
         }
     }
-}
-
-/// Resolves once the shutdown flag is set (or its sender is gone).
-pub async fn stopped(mut flag: tokio::sync::watch::Receiver<bool>) {
-    let _ = flag.wait_for(|stop| *stop).await;
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => info!("Received SIGTERM"),
-        _ = int.recv() => info!("Received SIGINT"),
-    }
-    Ok(())
 }

@@ -8,13 +8,14 @@ use std::path::{Component, Path};
 use k8s_openapi::api::core::v1::Pod;
 use tracing::warn;
 
-use crate::api::Output;
-use crate::api::labels::ENV_REMOTE_ID;
+use crate::core::api::Output;
+use crate::core::api::labels::ENV_REMOTE_ID;
 
+use super::PersistError;
 use super::parse::MAX_FILE_BYTES;
 use super::plan::{self, PlannedSecret};
-use super::wait::{self, Readiness, Target};
-use super::{CONTAINER_NAME, PersistError};
+use super::wait::{self, AwaitedContainer, OutputVerdict};
+use crate::core::api::labels::OUTPUT_PERSIST_CONTAINER;
 
 /// A mapped file name must stay inside its container's output directory.
 fn check_file_name(file: &str) -> Result<(), &'static str> {
@@ -43,7 +44,11 @@ fn remote_id(pod: &Pod, container: &str) -> Option<String> {
 }
 
 /// The containers of the pod with an `outputMap` entry (other containers are not waited for).
-pub fn targets(pod: &Pod, pod_ref: &str, output: &Output) -> Result<Vec<Target>, PersistError> {
+pub fn targets(
+    pod: &Pod,
+    pod_ref: &str,
+    output: &Output,
+) -> Result<Vec<AwaitedContainer>, PersistError> {
     let containers: Vec<&str> = pod
         .spec
         .iter()
@@ -59,7 +64,10 @@ pub fn targets(pod: &Pod, pod_ref: &str, output: &Output) -> Result<Vec<Target>,
     }
     let mut problems = Vec::new();
     let mut found = Vec::new();
-    for name in containers.into_iter().filter(|n| *n != CONTAINER_NAME) {
+    for name in containers
+        .into_iter()
+        .filter(|n| *n != OUTPUT_PERSIST_CONTAINER)
+    {
         let Some(files) = output.output_map.get(name) else {
             continue;
         };
@@ -68,7 +76,7 @@ pub fn targets(pod: &Pod, pod_ref: &str, output: &Output) -> Result<Vec<Target>,
                 problems.push(format!("container '{name}', file '{file}' {e}"));
             }
         }
-        found.push(Target {
+        found.push(AwaitedContainer {
             container: name.to_string(),
             files: files.keys().cloned().collect(),
         });
@@ -100,13 +108,13 @@ pub fn plan_all(
     pod: &Pod,
     pod_ref: &str,
     output: &Output,
-    decided: &[(String, Readiness)],
+    decided: &[(String, OutputVerdict)],
     dir: &Path,
 ) -> Result<Vec<PlannedSecret>, PersistError> {
     let mut planned = Vec::new();
     let mut problems = Vec::new();
     for (container, readiness) in decided {
-        if !matches!(readiness, Readiness::Write { .. }) {
+        if !matches!(readiness, OutputVerdict::Write { .. }) {
             continue;
         }
         let remote_id = remote_id(pod, container);

@@ -1,4 +1,4 @@
-//! `quarks-job persist-output`: runs as the `output-persist` container of a QuarksJob's pod,
+//! `quarks-job persist-output` (layer: feature): runs as the `output-persist` container of a QuarksJob's pod,
 //! waits for the other containers' output files and writes them into Secrets and versioned
 //! secrets. Pure parts: [`parse`] (file format), [`plan`] (which Secrets), [`secrets`] (what to
 //! write, given what exists), `ownership` (whose Secret it is), the decisions in [`wait`] and
@@ -17,23 +17,14 @@ pub mod secrets;
 pub mod wait;
 mod write;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 pub use error::PersistError;
-pub use run::{Settings, persist};
-
-use crate::cli::PersistOutputArgs;
-
-/// The name of the container that runs `persist-output` in a QuarksJob's pod; it never has
-/// output of its own.
-pub const CONTAINER_NAME: &str = "output-persist";
+pub use run::{PersistSettings, persist};
 
 /// A client without kube's own retry layer (it retries only 429/503/504, up to 15 times over
 /// minutes): [`retry`] decides, for every call, within a bounded budget. The server is asked for
 /// its version (retried) so that a wrong config fails first, with a clear message.
 async fn connect(kubeconfig: Option<&str>) -> Result<kube::Client, PersistError> {
-    let mut config = crate::operator::load_config(kubeconfig)
+    let mut config = crate::runtime::load_config(kubeconfig)
         .await
         .map_err(|e| PersistError::Connect(e.to_string()))?;
     config.default_retry = false;
@@ -54,25 +45,12 @@ async fn connect(kubeconfig: Option<&str>) -> Result<kube::Client, PersistError>
 }
 
 /// Run the command: connect, persist, print the one-line summary.
-pub async fn run(args: &PersistOutputArgs, kubeconfig: Option<&str>) -> Result<(), PersistError> {
-    let pod_name = match args
-        .pod_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
-        Some(name) => name.to_string(),
-        None => run::hostname().ok_or(PersistError::NoPodName)?,
-    };
-    let settings = Settings {
-        namespace: args.namespace.clone(),
-        pod_name,
-        output_dir: PathBuf::from(&args.output_dir),
-        timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
-        versioned_secret_history: args.versioned_secret_history,
-    };
+pub async fn run_persist_output(
+    settings: &PersistSettings,
+    kubeconfig: Option<&str>,
+) -> Result<(), PersistError> {
     let client = connect(kubeconfig).await?;
-    let summary = persist(client, &settings).await?;
+    let summary = persist(client, settings).await?;
     println!("{summary}");
     Ok(())
 }

@@ -15,8 +15,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::api::QuarksJob;
-use crate::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
 
 /// The QuarksJob persist-output writes for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,31 +44,41 @@ impl Owner {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// An owner reference to the QuarksJob. Versioned secrets are controlled by it (upstream);
-    /// plain Secrets only name it as an owner (`controller: false`), so that owners a Secret
-    /// already has stay valid. `blockOwnerDeletion` stays false, as upstream, so no permission
-    /// on the QuarksJob's finalizers is needed.
-    pub fn reference(&self, controller: bool) -> OwnerReference {
+    /// An owner reference to the QuarksJob. Versioned secrets are controlled by it (upstream,
+    /// [`Link::Controller`]); plain Secrets only name it as an owner ([`Link::CoOwner`],
+    /// `controller: false`), so that owners a Secret already has stay valid.
+    /// `blockOwnerDeletion` stays false, as upstream, so no permission on the QuarksJob's
+    /// finalizers is needed.
+    pub fn reference(&self, link: Link) -> OwnerReference {
         OwnerReference {
             api_version: QuarksJob::api_version(&()).to_string(),
             kind: QuarksJob::kind(&()).to_string(),
             name: self.name.clone(),
             uid: self.uid.clone(),
-            controller: Some(controller),
+            controller: Some(link == Link::Controller),
             block_owner_deletion: Some(false),
         }
     }
 
     /// Put the QuarksJob's label on `meta` and add its owner reference (once; other owners stay).
-    pub fn mark(&self, meta: &mut ObjectMeta, controller: bool) {
+    pub fn mark(&self, meta: &mut ObjectMeta, link: Link) {
         meta.labels
             .get_or_insert_with(Default::default)
             .insert(LABEL_QJOB_NAME.into(), self.name.clone());
         let refs = meta.owner_references.get_or_insert_with(Vec::new);
         if !refs.iter().any(|r| r.uid == self.uid) {
-            refs.push(self.reference(controller));
+            refs.push(self.reference(link));
         }
     }
+}
+
+/// How a Secret is tied to its QuarksJob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// The QuarksJob is the controller (versioned secrets).
+    Controller,
+    /// The QuarksJob is one owner among any others (plain Secrets).
+    CoOwner,
 }
 
 /// Whether persist-output may write over an existing Secret.
@@ -238,8 +248,8 @@ mod tests {
     fn marking_adds_the_label_and_one_owner_reference() {
         let mut m = meta(json!({"name": "s", "labels": {"a": "b"},
             "ownerReferences": [qjob_ref("other", "uid-2", false)]}));
-        owner().mark(&mut m, false);
-        owner().mark(&mut m, false);
+        owner().mark(&mut m, Link::CoOwner);
+        owner().mark(&mut m, Link::CoOwner);
         assert_eq!(m.labels.as_ref().unwrap()[LABEL_QJOB_NAME], "qj");
         assert_eq!(m.labels.as_ref().unwrap()["a"], "b");
         let uids: Vec<_> = m
@@ -249,7 +259,7 @@ mod tests {
             .map(|r| r.uid.as_str())
             .collect();
         assert_eq!(uids, ["uid-2", "uid-1"]);
-        let r = owner().reference(true);
+        let r = owner().reference(Link::Controller);
         assert_eq!(r.api_version, "quarks.cloudfoundry.org/v1alpha1");
         assert_eq!(
             (r.controller, r.block_owner_deletion),

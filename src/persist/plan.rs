@@ -3,15 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::labels::{
+use crate::core::api::labels::{
     LABEL_CONTAINER_NAME, LABEL_REMOTE_ID, is_reserved_output_key, reserved_output_key_message,
 };
-use crate::api::{Output, PersistenceMethod, SecretOptions};
-use crate::names::{sanitize, sanitize_subdomain};
-use crate::versioned;
+use crate::core::api::{Output, PersistenceMethod, SecretOptions};
+use crate::core::names::{sanitize, sanitize_subdomain};
+use crate::core::versioned;
 
 use super::parse::{self, ParseError};
-use crate::kube_rules::{data_key, dns_subdomain, label_value, qualified_name};
+use crate::core::kube_rules::{data_key, dns_subdomain, label_value, qualified_name};
 
 /// One Secret (or, when `versioned`, the next version of one) to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

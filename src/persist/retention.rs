@@ -13,9 +13,9 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::Value;
 use tracing::warn;
 
-use crate::api::QuarksJob;
-use crate::podrefs;
-use crate::versioned;
+use crate::core::api::QuarksJob;
+use crate::core::podrefs;
+use crate::core::versioned;
 
 use super::ownership::{Owner, claim};
 use super::retry;

@@ -12,14 +12,14 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::info;
 
-use crate::api::QuarksJob;
-use crate::api::labels::LABEL_QJOB_NAME;
-use crate::reconcile::events;
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::runtime::events;
 
 use super::files::{plan_all, targets};
 use super::ownership::Owner;
 use super::secrets::Outcome;
-use super::wait::{self, Readiness};
+use super::wait::{self, OutputVerdict};
 use super::write::{Done, Writer};
 use super::{PersistError, retention, retry};
 
@@ -32,7 +32,7 @@ pub const REPORTING_CONTROLLER: &str = "quarks-job-persist-output";
 
 /// What one run needs to know.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct PersistSettings {
     /// The pod's namespace.
     pub namespace: String,
     /// The pod's name.
@@ -61,7 +61,7 @@ fn kube_err(action: String) -> impl FnOnce(kube::Error) -> PersistError {
 }
 
 /// Run `persist-output` with a client; returns the one-line summary.
-pub async fn persist(client: Client, s: &Settings) -> Result<String, PersistError> {
+pub async fn persist(client: Client, s: &PersistSettings) -> Result<String, PersistError> {
     let ns = s.namespace.as_str();
     let pod_ref = format!("{ns}/{}", s.pod_name);
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -95,7 +95,7 @@ pub async fn persist(client: Client, s: &Settings) -> Result<String, PersistErro
         events::publish(
             &recorder,
             &qjob.object_ref(&()),
-            true,
+            events::EventType::Warning,
             reason,
             "PersistOutput",
             note,
@@ -108,7 +108,7 @@ pub async fn persist(client: Client, s: &Settings) -> Result<String, PersistErro
 /// The part of a run that happens once the QuarksJob is known.
 async fn persist_for(
     client: &Client,
-    s: &Settings,
+    s: &PersistSettings,
     pods: &Api<Pod>,
     pod: &Pod,
     pod_ref: &str,
@@ -141,7 +141,7 @@ async fn persist_for(
         s.timeout,
     )
     .await?;
-    let decided: Vec<(String, Readiness)> = decided.into_iter().collect();
+    let decided: Vec<(String, OutputVerdict)> = decided.into_iter().collect();
     let planned = plan_all(pod, pod_ref, output, &decided, &s.output_dir)?;
 
     let owner = Owner::of(qjob).ok_or_else(|| PersistError::Kube {
@@ -235,7 +235,7 @@ async fn persist_for(
         }
     }
     for (container, r) in &decided {
-        if let Readiness::Skip { exit_code } = r {
+        if let OutputVerdict::Skip { exit_code } = r {
             report.push(format!(
                 "container '{container}' skipped (exit code {exit_code}, writeOnFailure is false)"
             ));

@@ -9,13 +9,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::labels::{
+use crate::core::api::labels::{
     ANNOTATION_SOURCE_DESCRIPTION, LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED,
 };
-use crate::names::sanitize;
-use crate::versioned::{self, Content};
+use crate::core::names::sanitize;
+use crate::core::versioned::{self, Content};
 
-use super::ownership::{Claim, Owner, claim};
+use super::ownership::{Claim, Link, Owner, claim};
 use super::plan::PlannedSecret;
 
 /// Upstream's source description of versions written by persist-output.
@@ -91,7 +91,7 @@ pub fn plain_secret(p: &PlannedSecret, owner: &Owner) -> Secret {
         annotations: Some(p.annotations.clone()),
         ..Default::default()
     };
-    owner.mark(&mut metadata, false);
+    owner.mark(&mut metadata, Link::CoOwner);
     Secret {
         metadata,
         type_: Some("Opaque".into()),
@@ -108,7 +108,7 @@ pub fn overwrite(mut existing: Secret, p: &PlannedSecret, owner: &Owner) -> Secr
     existing.string_data = None;
     existing.metadata.labels = Some(p.labels.clone());
     existing.metadata.annotations = Some(p.annotations.clone());
-    owner.mark(&mut existing.metadata, false);
+    owner.mark(&mut existing.metadata, Link::CoOwner);
     existing
 }
 
@@ -169,7 +169,7 @@ pub fn version_secret(name: &str, n: u64, p: &PlannedSecret, owner: &Owner) -> S
         annotations: Some(content.annotations),
         ..Default::default()
     };
-    owner.mark(&mut metadata, true);
+    owner.mark(&mut metadata, Link::Controller);
     Secret {
         metadata,
         type_: Some("Opaque".into()),
@@ -234,7 +234,7 @@ pub fn decide_versioned(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
+    use crate::core::api::labels::{LABEL_CONTAINER_NAME, LABEL_QJOB_NAME};
 
     fn planned(versioned: bool) -> PlannedSecret {
         PlannedSecret {

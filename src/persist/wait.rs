@@ -18,7 +18,7 @@ pub const DIR_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What to do about one container, given its state and files.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
+pub enum OutputVerdict {
     /// Still running (or about to be restarted), or its files are not all there yet.
     Waiting,
     /// Terminated and its output is to be written.
@@ -49,20 +49,20 @@ pub fn should_write(exit_code: i32, write_on_failure: bool) -> bool {
 /// Decide about one container. `terminated` is the exit code of `state.terminated`;
 /// `restarts_on_failure` is true under `restartPolicy: OnFailure`, where a failed container runs
 /// again, so only its successful end is final.
-pub fn readiness(
+pub fn verdict(
     terminated: Option<i32>,
     restarts_on_failure: bool,
     write_on_failure: bool,
     missing: Vec<String>,
-) -> Readiness {
+) -> OutputVerdict {
     match terminated {
-        None => Readiness::Waiting,
-        Some(code) if code != 0 && restarts_on_failure => Readiness::Waiting,
+        None => OutputVerdict::Waiting,
+        Some(code) if code != 0 && restarts_on_failure => OutputVerdict::Waiting,
         Some(exit_code) if !should_write(exit_code, write_on_failure) => {
-            Readiness::Skip { exit_code }
+            OutputVerdict::Skip { exit_code }
         }
-        Some(exit_code) if missing.is_empty() => Readiness::Write { exit_code },
-        Some(exit_code) => Readiness::Missing {
+        Some(exit_code) if missing.is_empty() => OutputVerdict::Write { exit_code },
+        Some(exit_code) => OutputVerdict::Missing {
             exit_code,
             files: missing,
         },
@@ -71,7 +71,7 @@ pub fn readiness(
 
 /// A container whose files are awaited.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct AwaitedContainer {
     /// The container.
     pub container: String,
     /// Its mapped files, relative to its output directory.
@@ -83,7 +83,7 @@ pub fn file_path(dir: &Path, container: &str, file: &str) -> PathBuf {
     dir.join(container).join(file)
 }
 
-fn missing_files(dir: &Path, target: &Target) -> Vec<String> {
+fn missing_files(dir: &Path, target: &AwaitedContainer) -> Vec<String> {
     target
         .files
         .iter()
@@ -104,25 +104,25 @@ fn exit_code(pod: &Pod, container: &str) -> Option<i32> {
 fn evaluate(
     pod: &Pod,
     pod_ref: &str,
-    targets: &[Target],
+    targets: &[AwaitedContainer],
     dir: &Path,
     write_on_failure: bool,
-) -> Result<Option<BTreeMap<String, Readiness>>, PersistError> {
+) -> Result<Option<BTreeMap<String, OutputVerdict>>, PersistError> {
     let on_failure =
         pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) == Some("OnFailure");
     let mut decided = BTreeMap::new();
     let mut waiting = false;
     for t in targets {
         let terminated = exit_code(pod, &t.container);
-        match readiness(
+        match verdict(
             terminated,
             on_failure,
             write_on_failure,
             missing_files(dir, t),
         ) {
-            Readiness::Waiting => waiting = true,
+            OutputVerdict::Waiting => waiting = true,
             // a definite failure: report it without waiting for the other containers
-            Readiness::Missing { exit_code, files } => {
+            OutputVerdict::Missing { exit_code, files } => {
                 return Err(PersistError::MissingOutput {
                     pod: pod_ref.to_string(),
                     container: t.container.clone(),
@@ -141,7 +141,7 @@ fn evaluate(
     Ok(Some(decided))
 }
 
-fn describe_waiting(pod: Option<&Pod>, targets: &[Target], dir: &Path) -> String {
+fn describe_waiting(pod: Option<&Pod>, targets: &[AwaitedContainer], dir: &Path) -> String {
     targets
         .iter()
         .filter_map(|t| {
@@ -166,11 +166,11 @@ pub async fn wait_for_output(
     pods: &Api<Pod>,
     pod_name: &str,
     pod_ref: &str,
-    targets: &[Target],
+    targets: &[AwaitedContainer],
     dir: &Path,
     write_on_failure: bool,
     timeout: Option<Duration>,
-) -> Result<BTreeMap<String, Readiness>, PersistError> {
+) -> Result<BTreeMap<String, OutputVerdict>, PersistError> {
     let mut last_seen: Option<Pod> = None;
     let waiting = wait_loop(
         pods,
@@ -198,11 +198,11 @@ async fn wait_loop(
     pods: &Api<Pod>,
     pod_name: &str,
     pod_ref: &str,
-    targets: &[Target],
+    targets: &[AwaitedContainer],
     dir: &Path,
     write_on_failure: bool,
     last_seen: &mut Option<Pod>,
-) -> Result<BTreeMap<String, Readiness>, PersistError> {
+) -> Result<BTreeMap<String, OutputVerdict>, PersistError> {
     let config = watcher::Config::default().fields(&format!("metadata.name={pod_name}"));
     let mut events = watcher(pods.clone(), config).default_backoff().boxed();
     let mut tick = tokio::time::interval(DIR_CHECK_INTERVAL);
@@ -277,38 +277,38 @@ mod tests {
 
     #[test]
     fn running_containers_are_awaited_even_with_their_files() {
-        assert_eq!(readiness(None, false, false, vec![]), Readiness::Waiting);
+        assert_eq!(verdict(None, false, false, vec![]), OutputVerdict::Waiting);
         assert_eq!(
-            readiness(None, false, true, files(&["f"])),
-            Readiness::Waiting
+            verdict(None, false, true, files(&["f"])),
+            OutputVerdict::Waiting
         );
     }
 
     #[test]
     fn terminated_containers_are_decided() {
         assert_eq!(
-            readiness(Some(0), false, false, vec![]),
-            Readiness::Write { exit_code: 0 }
+            verdict(Some(0), false, false, vec![]),
+            OutputVerdict::Write { exit_code: 0 }
         );
         assert_eq!(
-            readiness(Some(0), false, false, files(&["/o/c/f"])),
-            Readiness::Missing {
+            verdict(Some(0), false, false, files(&["/o/c/f"])),
+            OutputVerdict::Missing {
                 exit_code: 0,
                 files: files(&["/o/c/f"])
             }
         );
         // failed without writeOnFailure: nothing to write, files or not
         assert_eq!(
-            readiness(Some(3), false, false, files(&["/o/c/f"])),
-            Readiness::Skip { exit_code: 3 }
+            verdict(Some(3), false, false, files(&["/o/c/f"])),
+            OutputVerdict::Skip { exit_code: 3 }
         );
         assert_eq!(
-            readiness(Some(3), false, true, vec![]),
-            Readiness::Write { exit_code: 3 }
+            verdict(Some(3), false, true, vec![]),
+            OutputVerdict::Write { exit_code: 3 }
         );
         assert_eq!(
-            readiness(Some(3), false, true, files(&["/o/c/f"])),
-            Readiness::Missing {
+            verdict(Some(3), false, true, files(&["/o/c/f"])),
+            OutputVerdict::Missing {
                 exit_code: 3,
                 files: files(&["/o/c/f"])
             }
@@ -317,10 +317,10 @@ mod tests {
 
     #[test]
     fn on_failure_restarts_are_awaited() {
-        assert_eq!(readiness(Some(1), true, true, vec![]), Readiness::Waiting);
+        assert_eq!(verdict(Some(1), true, true, vec![]), OutputVerdict::Waiting);
         assert_eq!(
-            readiness(Some(0), true, false, vec![]),
-            Readiness::Write { exit_code: 0 }
+            verdict(Some(0), true, false, vec![]),
+            OutputVerdict::Write { exit_code: 0 }
         );
     }
 
@@ -339,11 +339,11 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("a")).unwrap();
         std::fs::write(dir.path().join("a/out.json"), "{}").unwrap();
         let targets = [
-            Target {
+            AwaitedContainer {
                 container: "a".into(),
                 files: files(&["out.json"]),
             },
-            Target {
+            AwaitedContainer {
                 container: "b".into(),
                 files: files(&["b.json"]),
             },
@@ -382,8 +382,8 @@ mod tests {
         let decided = evaluate(&p, "n/p", &targets, dir.path(), false)
             .unwrap()
             .unwrap();
-        assert_eq!(decided["a"], Readiness::Write { exit_code: 0 });
-        assert_eq!(decided["b"], Readiness::Skip { exit_code: 2 });
+        assert_eq!(decided["a"], OutputVerdict::Write { exit_code: 0 });
+        assert_eq!(decided["b"], OutputVerdict::Skip { exit_code: 2 });
 
         let err = evaluate(&p, "n/p", &targets, dir.path(), true).unwrap_err();
         let text = err.to_string();

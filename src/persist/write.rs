@@ -12,9 +12,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ListParams, PostParams, Preconditions};
 use kube::{Api, ResourceExt};
 
-use crate::api::labels::{LABEL_SECRET_KIND, SECRET_KIND_VERSIONED};
-use crate::names::sanitize;
-use crate::versioned;
+use crate::core::api::labels::{LABEL_SECRET_KIND, SECRET_KIND_VERSIONED};
+use crate::core::names::sanitize;
+use crate::core::versioned;
 
 use super::ownership::{Owner, claim};
 use super::plan::PlannedSecret;

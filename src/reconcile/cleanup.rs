@@ -25,11 +25,11 @@ use serde_json::json;
 
 use super::context::{Context, is_not_found, kube_error};
 use super::error::Result;
-use super::events::{self, publish};
+use super::events::{self, EventType, publish};
 use super::history::{Leftover, beyond};
 use super::job::{JobPhase, Owner, deletes_pods, owner_reference, phase};
-use super::naming::run_of;
-use crate::api::labels::LABEL_QJOB_NAME;
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::job_names::run_of;
 
 /// Delete the pods of `job` or re-own them to the QuarksJob, then delete `job`. Returns whether
 /// this call deleted the Job (false when it was gone already).
@@ -100,7 +100,7 @@ pub async fn cleanup_succeeded(
             publish(
                 &ctx.recorder,
                 regarding,
-                false,
+                EventType::Normal,
                 events::KEEPING_PODS,
                 "KeepPods",
                 note,
@@ -228,7 +228,7 @@ async fn announced_delete<T>(
     publish(
         &ctx.recorder,
         regarding,
-        false,
+        EventType::Normal,
         reason,
         event_action,
         format!("Deleting {what}"),
@@ -241,7 +241,7 @@ async fn announced_delete<T>(
             publish(
                 &ctx.recorder,
                 regarding,
-                true,
+                EventType::Warning,
                 events::DELETE_ERROR,
                 event_action,
                 format!("Cannot delete {what}: {e}"),

@@ -1,4 +1,4 @@
-//! What every reconcile shares: the client, settings, event recorder, namespace cache, and the
+//! What every reconcile shares (layer: feature): the client, settings, event recorder, namespace cache, and the
 //! per-QuarksJob failure counts for back-off.
 
 use std::collections::HashMap;
@@ -14,13 +14,15 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::error::{Error, Result};
 use super::mapping;
-use crate::api::QuarksJob;
-use crate::cli::{DEFAULT_JOB_HISTORY, OperatorArgs};
-use crate::lenient::Lenient;
+use crate::core::api::QuarksJob;
+use crate::core::lenient::Lenient;
 use crate::metrics::Metrics;
 
-/// A QuarksJob as the controller watches it: read if it can be (see [`crate::lenient`]).
+/// A QuarksJob as the controller watches it: read if it can be (see [`crate::core::lenient`]).
 pub type Watched = Lenient<QuarksJob>;
+
+/// The default of `--job-history`.
+pub const DEFAULT_JOB_HISTORY: u32 = 5;
 
 /// The reconciler's settings.
 #[derive(Clone, Debug)]
@@ -39,8 +41,8 @@ pub struct Config {
     pub job_history: usize,
     /// `reportingController` of the events.
     pub reporter: String,
-    /// Where reconciles and Job transitions are counted (a registry of its own by default; the
-    /// operator passes the one it serves at `/metrics`).
+    /// Where reconciles and Job transitions are counted ([`Config::new`] makes a registry of its
+    /// own; the operator passes the one it serves at `/metrics`).
     pub metrics: Metrics,
 }
 
@@ -54,20 +56,6 @@ impl Config {
             ctx_timeout: Duration::from_secs(300),
             meltdown: Duration::from_secs(60),
             job_history: DEFAULT_JOB_HISTORY as usize,
-            reporter: "quarks-job".into(),
-            metrics: Metrics::default(),
-        }
-    }
-}
-
-impl From<&OperatorArgs> for Config {
-    fn from(args: &OperatorArgs) -> Config {
-        Config {
-            monitored_id: args.monitored_id.clone(),
-            max_workers: args.max_workers,
-            ctx_timeout: Duration::from_secs(args.ctx_timeout),
-            meltdown: Duration::from_secs(args.meltdown_duration),
-            job_history: args.job_history as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }

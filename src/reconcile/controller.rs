@@ -31,25 +31,26 @@ use super::context::{Config, Context, Watched};
 use super::error::Error;
 use super::mapping;
 use super::reconciler::{error_policy, reconcile};
-use crate::api::QuarksJob;
-use crate::api::labels::LABEL_QJOB_NAME;
-use crate::lenient::{Lenient, describe_watch_error};
-use crate::podrefs::RefKind;
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::lenient::Lenient;
+use crate::core::podrefs::RefKind;
+use crate::runtime::watch::describe_watch_error;
 
 /// Run the reconciler until `shutdown` resolves; reconciles in flight then finish (graceful
 /// shutdown).
-pub async fn run(
+pub async fn run_controller(
     client: Client,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    run_when(client, config, future::ready(()), shutdown).await
+    run_controller_until(client, config, future::ready(()), shutdown).await
 }
 
-/// Like [`run`], but the controller starts only once QuarksJobs are served *and* `ready`
+/// Like [`run_controller`], but the controller starts only once QuarksJobs are served *and* `ready`
 /// resolved — in the operator, once the webhook that mutates the Jobs' pods is registered and
 /// serving (a pod admitted before that would lack its output volume and container).
-pub async fn run_when(
+pub async fn run_controller_until(
     client: Client,
     config: Config,
     ready: impl Future<Output = ()>,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use ring::digest::{SHA256, digest};
 
-use crate::podrefs::RefKind;
+use crate::core::podrefs::RefKind;
 
 /// A reference and what it resolved to.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::lenient::DecodeError;
+use crate::core::lenient::DecodeError;
 
 /// Errors of one reconcile. Messages name the QuarksJob as `namespace/name`.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +51,7 @@ pub enum Error {
         source: DecodeError,
     },
 
-    /// The QuarksJob's name cannot work (see `naming::check_qjob_name`).
+    /// The QuarksJob's name cannot work (see `core::job_names::check_qjob_name`).
     #[error("'{object}' cannot work: {reason}")]
     InvalidName {
         /// `namespace/name`.
@@ -126,7 +126,7 @@ mod tests {
             },
             Error::Decode {
                 object: "n/q".into(),
-                source: crate::lenient::decode::<u8>(&serde_json::json!("x")).unwrap_err(),
+                source: crate::core::lenient::decode::<u8>(&serde_json::json!("x")).unwrap_err(),
             },
             Error::InvalidName {
                 object: "n/q".into(),

@@ -1,9 +1,7 @@
-//! Kubernetes events (events.k8s.io/v1) about QuarksJobs. Publishing is best effort: a failure
-//! is logged and never fails the reconcile.
+//! The reasons of the Kubernetes events (events.k8s.io/v1) the reconciler publishes about
+//! QuarksJobs (layer: feature). Publishing is [`crate::runtime::events::publish`]'s.
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder};
-use tracing::{info, warn};
+pub use crate::runtime::events::{EventType, publish};
 
 /// A Job was created (upstream reason).
 pub const CREATE_JOB: &str = "CreateJob";
@@ -38,65 +36,3 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 /// The QuarksJob's name cannot work (e.g. longer than the 63 characters of a label value);
 /// nothing runs (new).
 pub const INVALID_NAME: &str = "InvalidName";
-
-/// Events are best effort: a publish that does not answer within this is abandoned.
-const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Log `note` and publish it as an event on `regarding`.
-pub async fn publish(
-    recorder: &Recorder,
-    regarding: &ObjectReference,
-    warning: bool,
-    reason: &str,
-    action: &str,
-    note: String,
-) {
-    let object = format!(
-        "{}/{}",
-        regarding.namespace.as_deref().unwrap_or_default(),
-        regarding.name.as_deref().unwrap_or_default()
-    );
-    if warning {
-        warn!(%object, reason, "{note}");
-    } else {
-        info!(%object, reason, "{note}");
-    }
-    let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.into(),
-        note: Some(truncate(note, 1024)),
-        action: action.into(),
-        secondary: None,
-    };
-    match tokio::time::timeout(PUBLISH_TIMEOUT, recorder.publish(&event, regarding)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(%object, reason, "cannot record event: {e}"),
-        Err(_) => {
-            warn!(%object, reason, "cannot record event: no answer within {PUBLISH_TIMEOUT:?}")
-        }
-    }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn notes_fit_the_api_limit() {
-        assert_eq!(super::truncate("é".repeat(600), 1024).len(), 1024);
-        assert_eq!(super::truncate("short".into(), 1024), "short");
-    }
-}

@@ -1,6 +1,6 @@
 //! How much of its finished runs a QuarksJob keeps (pure): at most `--job-history` failed Jobs
 //! and as many pods kept of succeeded Jobs; the oldest go first. Runs are numbered in order, so
-//! "oldest" is by run number (found from the Job name, see [`super::naming::run_of`]), then by
+//! "oldest" is by run number (found from the Job name, see [`crate::core::job_names::run_of`]), then by
 //! creation time (to the second only), then by name.
 
 use k8s_openapi::jiff::Timestamp;

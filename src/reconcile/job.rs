@@ -6,7 +6,7 @@
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Map, Value, json};
 
-use crate::api::labels::{DELETE_POD, LABEL_DELETE, LABEL_QJOB_NAME};
+use crate::core::api::labels::{DELETE_POD, LABEL_DELETE, LABEL_QJOB_NAME};
 
 /// The QuarksJob a Job is built for.
 #[derive(Clone, Copy, Debug)]

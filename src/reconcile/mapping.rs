@@ -4,10 +4,10 @@ use k8s_openapi::api::core::v1::PodSpec;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use crate::api::QuarksJob;
-use crate::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
-use crate::podrefs::{self, RefKind};
-use crate::versioned;
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
+use crate::core::podrefs::{self, RefKind};
+use crate::core::versioned;
 
 /// Upstream's `IsMonitoredNamespace`: the namespace carries the `qjob-service-account` label (any
 /// value) and its `monitored` label equals `monitored_id` exactly.

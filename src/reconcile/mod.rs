@@ -4,7 +4,6 @@
 //! | module | concern | pure? |
 //! |---|---|---|
 //! | [`state`] | trigger state machine, crash-safe run protocol | pure |
-//! | [`naming`] | deterministic Job names, versioned names | pure |
 //! | [`job`] | building the Job, reading its outcome | pure |
 //! | [`status`] | conditions | pure |
 //! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
@@ -17,7 +16,9 @@
 //! | `cleanup` | succeeded Jobs and their pods | I/O |
 //! | `reconciler` | one reconcile | I/O |
 //! | `controller` | watches and the controller loop | I/O |
-//! | [`events`] | event reasons, publishing | I/O |
+//! | [`events`] | event reasons (publishing is `runtime::events`) | pure |
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 mod cleanup;
 mod context;
@@ -28,7 +29,6 @@ pub mod events;
 pub mod history;
 pub mod job;
 pub mod mapping;
-pub mod naming;
 mod reconciler;
 mod refs;
 mod report;
@@ -36,6 +36,6 @@ mod run;
 pub mod state;
 pub mod status;
 
-pub use context::Config;
-pub use controller::{run, run_when};
+pub use context::{Config, DEFAULT_JOB_HISTORY};
+pub use controller::{run_controller, run_controller_until};
 pub use error::{Error, Result, backoff};

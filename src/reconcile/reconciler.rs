@@ -18,19 +18,19 @@ use super::cleanup::{cleanup_succeeded, prune_history};
 use super::context::{Context, Watched};
 use super::digest::{Resolved, config_digest, missing};
 use super::error::{Error, Result, backoff};
-use super::events::{self, publish};
+use super::events::{self, EventType, publish};
 use super::job::{JobPhase, phase};
 use super::mapping::pod_spec;
-use super::naming::{check_qjob_name, job_name};
 use super::refs::resolve;
 use super::report::{self, Subject};
-use super::run::Target;
+use super::run::QJobRun;
 use super::state::{ConfigState, Decision, TriggerInput, decide, needs_references};
 use super::status;
-use crate::api::labels::LABEL_QJOB_NAME;
-use crate::api::{QuarksJob, QuarksJobStatus};
-use crate::lenient::decode;
-use crate::podrefs;
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::api::{QuarksJob, QuarksJobStatus};
+use crate::core::job_names::{check_qjob_name, job_name};
+use crate::core::lenient::decode;
+use crate::core::podrefs;
 
 /// Safety-net resync of every QuarksJob (watches drive everything; this catches the unexpected).
 pub const RESYNC: Duration = Duration::from_secs(600);
@@ -91,8 +91,8 @@ pub async fn reconcile(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
     }
 }
 
-/// The QuarksJob read raw, as the reconcile's [`Target`]: it must decode and its name must work.
-fn read<'a>(ctx: &'a Context, raw: DynamicObject, object: &str) -> Result<Target<'a>> {
+/// The QuarksJob read raw, as the reconcile's [`QJobRun`]: it must decode and its name must work.
+fn read<'a>(ctx: &'a Context, raw: DynamicObject, object: &str) -> Result<QJobRun<'a>> {
     let template = raw
         .data
         .get("spec")
@@ -108,7 +108,7 @@ fn read<'a>(ctx: &'a Context, raw: DynamicObject, object: &str) -> Result<Target
         object: object.to_string(),
         reason,
     })?;
-    Ok(Target {
+    Ok(QJobRun {
         ctx,
         regarding: report::reference(&qjob.metadata),
         qjob,
@@ -117,7 +117,7 @@ fn read<'a>(ctx: &'a Context, raw: DynamicObject, object: &str) -> Result<Target
     })
 }
 
-async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
+async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
     let ctx = t.ctx;
     let before: QuarksJobStatus = t.qjob.status.clone().unwrap_or_default();
     let (name, namespace, uid) = {
@@ -186,7 +186,7 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
                     publish(
                         &ctx.recorder,
                         &t.regarding,
-                        false,
+                        EventType::Normal,
                         events::WAITING_FOR_REFERENCES,
                         "CreateJob",
                         note,
@@ -247,7 +247,7 @@ async fn reconcile_fresh(t: &mut Target<'_>) -> Result<Action> {
 }
 
 /// The Jobs this QuarksJob controls.
-async fn owned_jobs(t: &Target<'_>, name: &str, namespace: &str, uid: &str) -> Result<Vec<Job>> {
+async fn owned_jobs(t: &QJobRun<'_>, name: &str, namespace: &str, uid: &str) -> Result<Vec<Job>> {
     let jobs: Api<Job> = Api::namespaced(t.ctx.client.clone(), namespace);
     let lp = ListParams::default().labels(&format!("{LABEL_QJOB_NAME}={name}"));
     let list = t.ctx.api(&t.object, "list Jobs", jobs.list(&lp)).await?;
@@ -264,7 +264,7 @@ async fn owned_jobs(t: &Target<'_>, name: &str, namespace: &str, uid: &str) -> R
 
 /// Cleanup of a succeeded Job, status from the last Job, a Warning when it failed.
 async fn track_job(
-    t: &Target<'_>,
+    t: &QJobRun<'_>,
     st: &mut QuarksJobStatus,
     job: &Job,
     generation: Option<i64>,
@@ -285,7 +285,7 @@ async fn track_job(
                 publish(
                     &t.ctx.recorder,
                     &t.regarding,
-                    false,
+                    EventType::Normal,
                     events::JOB_SUCCEEDED,
                     "Complete",
                     note,
@@ -312,7 +312,7 @@ async fn track_job(
                 publish(
                     &t.ctx.recorder,
                     &t.regarding,
-                    true,
+                    EventType::Warning,
                     events::JOB_FAILED,
                     "Complete",
                     note,

@@ -11,9 +11,9 @@ use kube::api::{Api, ListParams};
 use super::context::Context;
 use super::digest::Resolved;
 use super::error::Result;
-use crate::api::labels::{LABEL_SECRET_KIND, SECRET_KIND_VERSIONED};
-use crate::podrefs::{PodRefs, RefKind};
-use crate::versioned;
+use crate::core::api::labels::{LABEL_SECRET_KIND, SECRET_KIND_VERSIONED};
+use crate::core::podrefs::{PodRefs, RefKind};
+use crate::core::versioned;
 
 /// Resolve every reference of `refs` in `namespace`. `object` (`namespace/name` of the QuarksJob)
 /// names errors.
@@ -102,37 +102,6 @@ fn secret_data(secret: Secret) -> BTreeMap<String, Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The reconciler (config digest) and the webhook (mounted Secret) must pick the same version
-    /// of the same reference in the same snapshot.
-    #[test]
-    fn reconciler_and_webhook_pick_the_same_newest_version() {
-        let version = |name: &str,
-                       label: &str|
-         -> k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-            serde_json::from_value(serde_json::json!({"name": name, "labels": {
-                "quarks.cloudfoundry.org/secret-kind": "versionedSecret",
-                "quarks.cloudfoundry.org/secret-version": label}}))
-            .unwrap()
-        };
-        // s-v1 carries a label claiming version 5
-        let snapshot = [version("s-v1", "5"), version("s-v2", "2")];
-        let reconciler = versioned::resolve_reference("s-v1", &snapshot);
-        let mut pod: k8s_openapi::api::core::v1::PodSpec =
-            serde_json::from_value(serde_json::json!({
-                "containers": [{"name": "c"}],
-                "volumes": [{"name": "v", "secret": {"secretName": "s-v1"}}]
-            }))
-            .unwrap();
-        crate::webhook::versioned_refs::point_to_latest(&mut pod, &snapshot);
-        let mounted = pod.volumes.unwrap()[0]
-            .secret
-            .clone()
-            .unwrap()
-            .secret_name
-            .unwrap();
-        assert_eq!(reconciler, mounted, "digest and mount disagree");
-    }
 
     #[test]
     fn binary_data_does_not_collide_with_data() {

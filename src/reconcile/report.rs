@@ -14,10 +14,10 @@ use tracing::debug;
 
 use super::context::{Context, is_not_found};
 use super::error::Error;
-use super::events::{self, publish};
+use super::events::{self, EventType, publish};
 use super::status;
-use crate::api::{QuarksJob, QuarksJobStatus};
-use crate::lenient::decode;
+use crate::core::api::{QuarksJob, QuarksJobStatus};
+use crate::core::lenient::decode;
 
 /// What is known of the QuarksJob a failure is reported on.
 pub struct Subject {
@@ -122,7 +122,7 @@ pub async fn failure(ctx: &Context, subject: &Subject, err: &Error) {
     publish(
         &ctx.recorder,
         &reference(&subject.metadata),
-        true,
+        EventType::Warning,
         event_reason(err),
         "Reconcile",
         message,

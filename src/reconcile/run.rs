@@ -15,16 +15,16 @@ use serde_json::{Value, json};
 
 use super::context::{Context, is_already_exists, kube_error};
 use super::error::{Error, Result};
-use super::events::{self, publish};
+use super::events::{self, EventType, publish};
 use super::job::{JobPhase, Owner, build_job};
 use super::state::{RunPlan, RunReason};
 use super::status;
-use crate::api::{QuarksJob, QuarksJobStatus, Strategy};
-use crate::lenient::decode;
+use crate::core::api::{QuarksJob, QuarksJobStatus, Strategy};
+use crate::core::lenient::decode;
 
 /// The QuarksJob being run, as read at the start of the reconcile (kept up to date with the
 /// answers of the writes).
-pub struct Target<'a> {
+pub struct QJobRun<'a> {
     /// Shared context.
     pub ctx: &'a Context,
     /// The QuarksJob (typed).
@@ -37,7 +37,7 @@ pub struct Target<'a> {
     pub regarding: ObjectReference,
 }
 
-impl Target<'_> {
+impl QJobRun<'_> {
     /// Namespace, name, uid.
     pub fn owner(&self) -> Owner<'_> {
         Owner {
@@ -95,7 +95,7 @@ impl Target<'_> {
                     publish(
                         &self.ctx.recorder,
                         &self.regarding,
-                        true,
+                        EventType::Warning,
                         events::UPDATE_ERROR,
                         "Update",
                         note,
@@ -135,7 +135,7 @@ impl Target<'_> {
             publish(
                 &self.ctx.recorder,
                 &self.regarding,
-                false,
+                EventType::Normal,
                 events::CONFIG_CHANGED,
                 "CreateJob",
                 note,
@@ -159,7 +159,7 @@ impl Target<'_> {
         publish(
             &self.ctx.recorder,
             &self.regarding,
-            false,
+            EventType::Normal,
             events::ALREADY_RUNNING,
             "CreateJob",
             note,
@@ -195,7 +195,7 @@ impl Target<'_> {
                 publish(
                     &self.ctx.recorder,
                     &self.regarding,
-                    false,
+                    EventType::Normal,
                     events::CREATE_JOB,
                     "CreateJob",
                     note,
@@ -215,7 +215,7 @@ impl Target<'_> {
                 publish(
                     &self.ctx.recorder,
                     &self.regarding,
-                    true,
+                    EventType::Warning,
                     events::CREATE_JOB_ERROR,
                     "CreateJob",
                     note,

@@ -8,7 +8,7 @@
 //!
 //! Every run has a number. `status.requestedRun` is the last number handed out,
 //! `status.createdRun` the last one whose Job is known to exist. The Job of run `n` has a name
-//! derived from the QuarksJob's uid and `n` ([`super::naming::job_name`]). A run goes through
+//! derived from the QuarksJob's uid and `n` ([`crate::core::job_names::job_name`]). A run goes through
 //! four writes, each conditional on the state the previous one left, and each repeatable:
 //!
 //! 1. **allocate**: status patch `requestedRun = createdRun + 1` (with the `resourceVersion` read
@@ -33,7 +33,7 @@
 
 use std::time::Duration;
 
-use crate::api::Strategy;
+use crate::core::api::Strategy;
 
 /// How the referenced configuration compares with the digest recorded at the last run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,12 +22,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use crate::api::QuarksJob;
-use crate::api::labels::{
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::{
     LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT, LABEL_SECRET_KIND, SECRET_KIND_VERSIONED,
 };
+use crate::core::lenient::{Lenient, ReportOnce};
 use crate::health::Readiness;
-use crate::lenient::{Lenient, ReportOnce, describe_watch_error};
+use crate::runtime::watch::describe_watch_error;
 
 /// Readers of the caches; cheap to clone.
 #[derive(Clone)]

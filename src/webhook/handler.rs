@@ -18,10 +18,10 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use tracing::{debug, info, warn};
 
 use super::caches::Caches;
-use super::mutate::{Context, mutate};
+use super::mutate::{MutationContext, mutate};
 use super::validate::{validate, validate_update};
-use crate::api::labels::LABEL_QJOB_NAME;
 use crate::certs::{MUTATE_PODS_PATH, PROBE_PATH, VALIDATE_QUARKSJOBS_PATH};
+use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::metrics::{AdmissionLabels, AdmissionMetrics};
 
 /// What the pod mutation needs from the operator's settings.
@@ -162,7 +162,7 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
         return resp;
     };
     let snapshot = state.caches.snapshot(&namespace, &qjob_name);
-    let ctx = Context {
+    let ctx = MutationContext {
         namespace: &namespace,
         qjob: snapshot.qjob.as_deref(),
         output_service_account: snapshot.output_service_account.as_deref(),

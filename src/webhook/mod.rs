@@ -7,6 +7,8 @@
 //! Handlers ([`handler`]) answer from in-memory caches ([`caches`]); [`limits`] bounds what a
 //! request may cost; [`server`] serves TLS with connection limits and graceful shutdown; [`run`]
 //! wires certificates, registration and caches.
+//!
+//! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 pub mod caches;
 pub mod handler;
@@ -20,7 +22,7 @@ pub mod validate;
 pub mod versioned_refs;
 
 pub use limits::{BODY_BUDGET, BODY_LIMIT, JSON_VALUE_LIMIT, REQUEST_TIMEOUT, with_limits};
-pub use run::{Settings, WebhookError};
+pub use run::{WebhookError, WebhookSettings, start};
 pub use server::{
     ConnectionLimits, DRAIN_TIMEOUT, HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, IDLE_TIMEOUT,
     MAX_CONNECTIONS, serve_tls, serve_tls_with,

@@ -15,10 +15,10 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::validate::OUTPUT_PERSIST_CONTAINER;
-use crate::api::QuarksJob;
-use crate::api::labels::LABEL_QJOB_SERVICE_ACCOUNT;
-use crate::names::{sanitize, sanitize_subdomain};
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::LABEL_QJOB_SERVICE_ACCOUNT;
+use crate::core::api::labels::OUTPUT_PERSIST_CONTAINER;
+use crate::core::names::{sanitize, sanitize_subdomain};
 
 /// Where containers write their output.
 pub const OUTPUT_DIR: &str = "/mnt/quarks";
@@ -45,7 +45,7 @@ pub fn output_volume_name(container: &str) -> String {
 
 /// What the mutation needs to know besides the pod.
 #[derive(Clone, Debug)]
-pub struct Context<'a> {
+pub struct MutationContext<'a> {
     /// The pod's namespace (from the AdmissionRequest: pods of a Job arrive without one).
     pub namespace: &'a str,
     /// The pod's QuarksJob, if the cache has it.
@@ -70,7 +70,7 @@ pub struct Context<'a> {
 }
 
 /// The patch that makes `pod` a QuarksJob pod, or the reason it must be denied.
-pub fn mutate(pod: &Pod, ctx: &Context<'_>) -> Result<json_patch::Patch, String> {
+pub fn mutate(pod: &Pod, ctx: &MutationContext<'_>) -> Result<json_patch::Patch, String> {
     let before = serde_json::to_value(pod).map_err(|e| format!("cannot read the pod: {e}"))?;
     let mut pod = pod.clone();
     let spec = pod.spec.get_or_insert_with(Default::default);
@@ -125,7 +125,7 @@ fn add_output_volumes(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
 
 fn add_output_container(
     spec: &mut k8s_openapi::api::core::v1::PodSpec,
-    ctx: &Context<'_>,
+    ctx: &MutationContext<'_>,
 ) -> Result<(), String> {
     if spec
         .containers

@@ -1,6 +1,6 @@
 //! Unit tests of the pod mutation: mutate, apply the patch with json_patch, look at the pod.
 use super::*;
-use crate::api::{Output, QuarksJobSpec};
+use crate::core::api::{Output, QuarksJobSpec};
 use serde_json::{Value, json};
 
 fn pod(spec: Value) -> Pod {
@@ -37,8 +37,8 @@ fn versioned(name: &str, version: u64) -> ObjectMeta {
     .unwrap()
 }
 
-fn ctx<'a>(qjob: Option<&'a QuarksJob>, versions: &'a [ObjectMeta]) -> Context<'a> {
-    Context {
+fn ctx<'a>(qjob: Option<&'a QuarksJob>, versions: &'a [ObjectMeta]) -> MutationContext<'a> {
+    MutationContext {
         namespace: "ns",
         qjob,
         output_service_account: Some("persist-output-sa"),
@@ -59,7 +59,7 @@ static NO_RESOURCES: ResourceRequirements = ResourceRequirements {
 };
 
 /// Mutate, apply the patch to the pod's JSON, and return the result.
-fn apply(pod: &Pod, ctx: &Context<'_>) -> Pod {
+fn apply(pod: &Pod, ctx: &MutationContext<'_>) -> Pod {
     let patch = mutate(pod, ctx).expect("allowed");
     let mut value = serde_json::to_value(pod).unwrap();
     json_patch::patch(&mut value, &patch).unwrap();
@@ -343,7 +343,7 @@ fn names_are_dns_labels() {
 fn the_operator_images_pull_secrets_come_with_the_output_container() {
     let q = qjob(true);
     let secrets = ["registry-a".to_string(), "registry-b".to_string()];
-    let with_secrets = Context {
+    let with_secrets = MutationContext {
         pull_secrets: &secrets,
         ..ctx(Some(&q), &[])
     };
@@ -366,7 +366,7 @@ fn the_operator_images_pull_secrets_come_with_the_output_container() {
     assert_eq!(apply(&after, &with_secrets), after);
     // without output there is no output container, so no pull secret either
     let plain = qjob(false);
-    let ctx = Context {
+    let ctx = MutationContext {
         pull_secrets: &secrets,
         ..ctx(Some(&plain), &[])
     };

@@ -16,7 +16,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::api::labels::{ANNOTATION_WEBHOOK_PROBE, LABEL_WEBHOOK_PROBE};
+use crate::core::api::labels::{ANNOTATION_WEBHOOK_PROBE, LABEL_WEBHOOK_PROBE};
 
 /// The probe endpoint's answer: allow, annotated.
 pub fn answer(req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {

@@ -16,13 +16,10 @@ use super::caches::Caches;
 use super::handler::{PodSettings, router};
 use super::limits::with_limits;
 use super::server::serve_tls;
-use crate::certs::{
-    self, HotSwapResolver, LoadError, Registration, Source, Target, server_config, webhook_sans,
-};
-use crate::cli::{OperatorArgs, WebhookArgs};
+use crate::certs::{self, HotSwapResolver, LoadError, Registration, Source, server_config};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
-use crate::operator::stopped;
+use crate::runtime::stopped;
 
 /// Readiness check: a certificate is loaded and registered.
 pub const READY_CERTIFICATE: &str = "webhook certificate";
@@ -31,7 +28,7 @@ pub const READY_CACHES: &str = "webhook caches";
 
 /// Everything the webhook needs.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct WebhookSettings {
     /// Address of the TLS port, `host:port` (a host name is resolved).
     pub listen: String,
     /// Where the certificates come from.
@@ -40,60 +37,9 @@ pub struct Settings {
     pub registration: Registration,
     /// What the pod mutation adds.
     pub pod: PodSettings,
-    /// Where admission requests and the certificate expiry are recorded (a registry of its own
-    /// by default; the operator passes the one it serves at `/metrics`).
+    /// Where admission requests and the certificate expiry are recorded (the operator passes
+    /// the registry it serves at `/metrics`).
     pub metrics: Metrics,
-}
-
-impl Settings {
-    /// The settings the command line asks for: the Service of `--webhook-service-name` in the
-    /// operator namespace, or `https://<--webhook-server-host>:<--webhook-server-port>` when a
-    /// host is given; self-managed certificates unless `--webhook-cert-dir` is set.
-    pub fn from_args(op: &OperatorArgs, wh: &WebhookArgs) -> Settings {
-        let host = wh.webhook_server_host.clone().filter(|h| !h.is_empty());
-        let target = match &host {
-            Some(host) => Target::Url {
-                host: host.clone(),
-                port: wh.webhook_server_port,
-            },
-            None => Target::Service {
-                namespace: wh.operator_namespace.clone(),
-                name: wh.webhook_service_name.clone(),
-                port: i32::from(wh.webhook_service_port),
-            },
-        };
-        let certificates = match &wh.webhook_cert_dir {
-            Some(dir) => Source::Dir(dir.clone()),
-            None => Source::Managed {
-                namespace: wh.operator_namespace.clone(),
-                secret: wh.webhook_cert_secret.clone(),
-                sans: webhook_sans(
-                    &wh.webhook_service_name,
-                    &wh.operator_namespace,
-                    &host.into_iter().collect::<Vec<_>>(),
-                ),
-            },
-        };
-        Settings {
-            listen: wh.listen_address(wh.webhook_server_port),
-            certificates,
-            registration: Registration {
-                name: Registration::name_for(&op.monitored_id),
-                monitored_id: op.monitored_id.clone(),
-                operator_namespace: wh.operator_namespace.clone(),
-                target,
-            },
-            pod: PodSettings {
-                image: op.operator_image(),
-                pull_policy: op.docker_image_pull_policy.as_str().to_string(),
-                versioned_secret_history: wh.versioned_secret_history,
-                pull_secrets: op.docker_image_pull_secrets.clone(),
-                // (checked at start, see main: a bad setting never gets here)
-                resources: wh.output_resources().requirements().unwrap_or_default(),
-            },
-            metrics: Metrics::default(),
-        }
-    }
 }
 
 /// Errors that stop the webhook from starting.
@@ -102,9 +48,6 @@ pub enum WebhookError {
     /// Certificates or registration.
     #[error(transparent)]
     Certificates(#[from] LoadError),
-    /// The webhook task ended unexpectedly.
-    #[error("the webhook task crashed: {0}")]
-    Crashed(String),
     /// The TLS port.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -122,16 +65,15 @@ impl WebhookError {
         match self {
             WebhookError::Certificates(_) => "webhook_certificates",
             WebhookError::Listen { .. } => "webhook_listen",
-            WebhookError::Crashed(_) => "webhook_crashed",
         }
     }
 }
 
 /// Run the webhook until `shutdown` turns true. Its readiness checks are registered when this
 /// is called, before the returned future first runs, so `/readyz` never reports ready early.
-pub fn run(
+pub fn start(
     client: Client,
-    settings: Settings,
+    settings: WebhookSettings,
     monitored_id: String,
     readiness: Readiness,
     shutdown: watch::Receiver<bool>,
@@ -143,7 +85,7 @@ pub fn run(
 
 async fn serve(
     client: Client,
-    settings: Settings,
+    settings: WebhookSettings,
     monitored_id: String,
     readiness: Readiness,
     shutdown: watch::Receiver<bool>,

@@ -7,16 +7,14 @@
 use k8s_openapi::api::batch::v1::JobTemplateSpec;
 use serde_json::Value;
 
-use crate::api::QuarksJob;
-use crate::api::labels::{is_reserved_output_key, reserved_output_key_message};
-use crate::kube_rules::{dns_subdomain, qualified_name};
-use crate::lenient::decode;
-use crate::names::sanitize_subdomain;
-use crate::reconcile::naming::check_qjob_name;
-use crate::versioned;
-
-/// The name of the container the webhook injects; users cannot have one of their own.
-pub const OUTPUT_PERSIST_CONTAINER: &str = "output-persist";
+use crate::core::api::QuarksJob;
+use crate::core::api::labels::OUTPUT_PERSIST_CONTAINER;
+use crate::core::api::labels::{is_reserved_output_key, reserved_output_key_message};
+use crate::core::job_names::check_qjob_name;
+use crate::core::kube_rules::{dns_subdomain, qualified_name};
+use crate::core::lenient::decode;
+use crate::core::names::sanitize_subdomain;
+use crate::core::versioned;
 
 /// The verdict on a QuarksJob.
 #[derive(Debug, Default, PartialEq, Eq)]

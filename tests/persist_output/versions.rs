@@ -6,7 +6,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
-use quarks_job::api::QuarksJob;
+use quarks_job::core::api::QuarksJob;
 use serde_json::json;
 
 use crate::support::delete_namespace;

@@ -17,7 +17,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use quarks_job::api::QuarksJob;
+use quarks_job::core::api::QuarksJob;
 use serde_json::{Value, json};
 
 /// Safety net for anything that waits; no assertion is about speed.

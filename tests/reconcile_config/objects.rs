@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use quarks_job::api::labels::{LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED};
+use quarks_job::core::api::labels::{
+    LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED,
+};
 use serde_json::{Value, json};
 
 use crate::reconcile_helpers::{World, qjob};

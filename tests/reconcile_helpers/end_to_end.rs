@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use quarks_job::api::Strategy;
+use quarks_job::core::api::Strategy;
 use serde_json::json;
 
 use super::{WAIT, World, created_run};

@@ -12,8 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
-use quarks_job::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
-use quarks_job::api::{QuarksJob, QuarksJobStatus, Strategy};
+use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
+use quarks_job::core::api::{QuarksJob, QuarksJobStatus, Strategy};
 use quarks_job::reconcile::{self, status};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -40,7 +40,7 @@ impl Operator {
         let shutdown = async move {
             let _ = rx.await;
         };
-        let task = tokio::spawn(reconcile::run(client, config, shutdown));
+        let task = tokio::spawn(reconcile::run_controller(client, config, shutdown));
         Operator {
             task: Some(task),
             stop: Some(tx),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use quarks_job::api::labels::LABEL_QJOB_NAME;
 use quarks_job::certs::{Registration, Source, Target, webhook_sans};
+use quarks_job::core::api::labels::LABEL_QJOB_NAME;
 use quarks_job::health::Readiness;
 use quarks_job::webhook::handler::PodSettings;
 use quarks_job::webhook::resources::OutputResources;
@@ -40,7 +40,7 @@ pub async fn world(prefix: &str) -> World {
     let ns = support::monitored_namespace(&client, prefix, &id, &ops).await;
 
     let port: u16 = support::free_port().parse().unwrap();
-    let settings = quarks_job::webhook::Settings {
+    let settings = quarks_job::webhook::WebhookSettings {
         listen: format!("127.0.0.1:{port}"),
         certificates: Source::Managed {
             namespace: ops.clone(),
@@ -67,7 +67,7 @@ pub async fn world(prefix: &str) -> World {
     };
     let readiness = Readiness::default();
     let (stop_webhook, webhook_stopping) = watch::channel(false);
-    let running = quarks_job::webhook::run::run(
+    let running = quarks_job::webhook::start(
         client.clone(),
         settings,
         id.clone(),
@@ -76,10 +76,10 @@ pub async fn world(prefix: &str) -> World {
     );
     let webhook = tokio::spawn(async move { running.await.expect("webhook runs") });
     let (stop_reconciler, reconciler_stopping) = watch::channel(false);
-    tokio::spawn(quarks_job::reconcile::run(
+    tokio::spawn(quarks_job::reconcile::run_controller(
         client.clone(),
         quarks_job::reconcile::Config::new(id.clone()),
-        quarks_job::operator::stopped(reconciler_stopping),
+        quarks_job::runtime::stopped(reconciler_stopping),
     ));
     eventually(WAIT, "the webhook to be ready", || {
         let r = readiness.clone();
@@ -159,7 +159,7 @@ pub fn errand(name: &str, strategy: &str) -> serde_json::Value {
 }
 
 pub async fn trigger(w: &World, name: &str) {
-    w.api::<quarks_job::api::QuarksJob>()
+    w.api::<quarks_job::core::api::QuarksJob>()
         .patch(
             name,
             &PatchParams::default(),

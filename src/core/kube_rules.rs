@@ -2,6 +2,8 @@
 //! annotation keys, label values), checked up front: persist-output checks a whole run before it
 //! writes any Secret, and the QuarksJob webhook rejects names that could never be written. Each
 //! error completes "<thing> …".
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 /// A Secret data key: at most 253 characters of `[-._a-zA-Z0-9]`, not `.` or `..`.
 pub fn data_key(key: &str) -> Result<(), &'static str> {

@@ -1,5 +1,7 @@
 //! `QuarksJob` types. The JSON is wire-compatible with upstream Quarks Job manifests: same field
 //! names (including the lower-case `persistencemethod`), same enum values, same defaults.
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 use std::collections::BTreeMap;
 

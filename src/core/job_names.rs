@@ -1,12 +1,12 @@
-//! Deterministic Job names.
+//! Deterministic Job names (layer: core).
 //!
 //! Upstream named Jobs `<QuarksJob name cut to 39 chars>-<16 hex of FNV-64 over the name and 16
 //! random bytes>`: random, so a retried trigger could create a second Job. Here the 16 hex digits
 //! hash the QuarksJob's uid and the run number instead, so the name of the Job of a given trigger
 //! is known before it is created and a repeated create answers AlreadyExists.
 
-use crate::api::labels::LABEL_QJOB_NAME;
-use crate::kube_rules::{dns_subdomain, label_value};
+use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::kube_rules::{dns_subdomain, label_value};
 
 /// Upstream cut the QuarksJob name to this many characters before the `-<hash>` suffix.
 pub const NAME_PREFIX_LEN: usize = 39;

@@ -11,12 +11,14 @@
 //! version is the `N` of its name. A `secret-version` label that says otherwise is ignored (see
 //! [`mislabelled`], which callers log as a warning); upstream read the label first, so a label of
 //! `18446744073709551615` pinned "latest" for ever and overflowed `v + 1`.
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::api::labels::{
+use crate::core::api::labels::{
     LABEL_QJOB_NAME, LABEL_SECRET_KIND, LABEL_SECRET_VERSION, SECRET_KIND_VERSIONED,
 };
 

@@ -1,5 +1,7 @@
 //! Upstream-compatible name sanitising (quarks-utils `pkg/names`): the same input gives the same
 //! Secret name or label value as upstream Quarks Job, so existing Secrets keep being found.
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 /// Keep `s` within `max` bytes: longer strings become `s[..max-33] + "-" + md5hex(s)` (or only
 /// the first `max` characters of the hex sum when there is no room for a prefix), which keeps

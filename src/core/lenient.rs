@@ -5,6 +5,8 @@
 //! whole response body at WARN). [`Lenient<K>`] decodes every object: as `K` where it can, and
 //! otherwise as its metadata plus a [`DecodeError`] naming *where* and *what kind of* mistake,
 //! never the offending value. Lists and watches of `Lenient<K>` therefore always succeed.
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -74,25 +76,6 @@ pub fn redact(message: &str) -> String {
     match expected {
         Some(expected) => format!("{found}, expected {expected}"),
         None => found,
-    }
-}
-
-/// A watch error as a message without object contents: a response that does not decode is
-/// described by serde's redacted message ([`redact`]) only.
-pub fn describe_watch_error(e: &kube::runtime::watcher::Error) -> String {
-    use kube::runtime::watcher::Error as W;
-    let (context, source) = match e {
-        W::InitialListFailed(s) => ("failed to perform initial object list", s),
-        W::WatchStartFailed(s) => ("failed to start watching object", s),
-        W::WatchFailed(s) => ("watch stream failed", s),
-        other => return other.to_string(),
-    };
-    match source {
-        kube::Error::SerdeError(s) => format!(
-            "{context}: cannot decode the response: {}",
-            redact(&s.to_string())
-        ),
-        other => format!("{context}: {other}"),
     }
 }
 
@@ -234,7 +217,7 @@ impl ReportOnce {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::QuarksJob;
+    use crate::core::api::QuarksJob;
     use kube::ResourceExt;
     use kube::core::ObjectList;
     use serde_json::json;
@@ -355,25 +338,6 @@ mod tests {
                 assert!(!redact(message).contains("s3cr3t"));
             }
         }
-    }
-
-    #[test]
-    fn watch_errors_lose_the_values_of_undecodable_responses() {
-        let serde = serde_json::from_str::<QuarksJob>(&qjob("bad", json!(918_273_645)).to_string())
-            .unwrap_err();
-        assert!(serde.to_string().contains("918273645"), "{serde}");
-        let e = kube::runtime::watcher::Error::InitialListFailed(kube::Error::SerdeError(serde));
-        let described = describe_watch_error(&e);
-        assert!(
-            described.starts_with(
-                "failed to perform initial object list: cannot decode the response: \
-                 invalid type: integer, expected a string at line 1 column"
-            ),
-            "{described}"
-        );
-        assert!(!described.contains("918273645"));
-        let e = kube::runtime::watcher::Error::NoResourceVersion;
-        assert_eq!(describe_watch_error(&e), e.to_string());
     }
 
     #[test]

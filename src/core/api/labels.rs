@@ -1,6 +1,9 @@
 //! Label and annotation keys of the `quarks.cloudfoundry.org` API, named as upstream Quarks Job
-//! named them, so that existing namespaces, pods and secrets keep working. This is the only
-//! place where these strings are spelled out.
+//! named them, so that existing namespaces, pods and secrets keep working, and the other names
+//! quarks-job puts on the wire (an environment variable, the injected container). This is the
+//! only place where these strings are spelled out.
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 /// The API group of every key below.
 pub const GROUP: &str = "quarks.cloudfoundry.org";
@@ -31,6 +34,9 @@ pub const LABEL_DELETE: &str = "delete";
 pub const DELETE_POD: &str = "pod";
 /// Container environment variable copied into [`LABEL_REMOTE_ID`].
 pub const ENV_REMOTE_ID: &str = "REMOTE_ID";
+/// The container the webhook injects into job pods to run `persist-output`: users cannot have
+/// one of their own, and it never has output of its own.
+pub const OUTPUT_PERSIST_CONTAINER: &str = "output-persist";
 
 /// Label of the operator's dry-run probe pod; the probe webhook matches it (value: monitored id).
 pub const LABEL_WEBHOOK_PROBE: &str = "quarks.cloudfoundry.org/webhook-probe";

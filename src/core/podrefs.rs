@@ -7,6 +7,8 @@
 //!
 //! Shared by the reconciler (wait for missing references, config digest) and the webhook
 //! (rewriting versioned secret references, through [`visit_mut`]).
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 use std::collections::BTreeMap;
 

@@ -1,5 +1,7 @@
 //! The `CustomResourceDefinition` generated from the types (`quarks-job crd` prints it; the
 //! committed `manifests/crd.yaml` must equal it).
+//!
+//! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
