@@ -3,6 +3,13 @@
 //! The reconciler runs until SIGTERM/SIGINT; reconciles in flight finish before the process
 //! exits (graceful shutdown). The reconciler starts once the webhook is registered and
 //! serving, so no Job's pod is ever admitted without its output volume and container.
+//!
+//! In the cluster the webhook drains on shutdown: `/readyz` fails at once and the reconciler
+//! stops (handing the Lease over), but the webhook keeps answering for [`WEBHOOK_DRAIN`], until
+//! the pod has left the Service's endpoints everywhere (kube-proxy's rules on every node), and
+//! only then closes its connections (HTTP/2 GOAWAY: the apiserver retries on a new connection,
+//! which reaches another replica). A rolling update thus never makes the apiserver call a replica
+//! that has stopped answering.
 
 mod crd;
 
@@ -23,6 +30,13 @@ pub use crd::{FIELD_MANAGER, apply_crd};
 
 /// How long the reconciler waits for the apiserver to call the webhook before it starts anyway.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a replica reached through a Service keeps serving admissions after SIGTERM (see the
+/// module's documentation); by URL (outside the cluster) it stops at once.
+pub const WEBHOOK_DRAIN: Duration = Duration::from_secs(5);
+
+/// Readiness check that fails from SIGTERM on, while the webhook drains.
+pub const READY_NOT_STOPPING: &str = "not shutting down";
 
 /// How long to wait for the CRD to become Established.
 pub const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
@@ -107,6 +121,36 @@ pub async fn run(
     });
     let readiness = Readiness::default();
     let metrics = crate::metrics::Metrics::default();
+    let webhook_settings = crate::webhook::Settings {
+        metrics: metrics.clone(),
+        ..crate::webhook::Settings::from_args(args, webhook)
+    };
+    // The webhook and the health port stop once drained; the reconciler at once.
+    let drain = if webhook_settings.registration.install_owned() {
+        WEBHOOK_DRAIN
+    } else {
+        Duration::ZERO
+    };
+    let (drained_tx, drained) = tokio::sync::watch::channel(false);
+    let drained_tx = std::sync::Arc::new(drained_tx);
+    readiness.set(READY_NOT_STOPPING, true);
+    tokio::spawn({
+        let (readiness, stopping, drained_tx) =
+            (readiness.clone(), stopping.clone(), drained_tx.clone());
+        async move {
+            stopped(stopping).await;
+            readiness.set(READY_NOT_STOPPING, false);
+            if !drain.is_zero() {
+                info!(
+                    "Not ready; the webhook keeps answering for {}s while this pod leaves the \
+                     Service's endpoints",
+                    drain.as_secs()
+                );
+                tokio::time::sleep(drain).await;
+            }
+            let _ = drained_tx.send(true);
+        }
+    });
     let health_address = webhook.listen_address(webhook.health_port);
     let health = TcpListener::bind(health_address.as_str())
         .await
@@ -114,7 +158,7 @@ pub async fn run(
     let health = tokio::spawn(crate::health::serve(
         health,
         crate::health::router(readiness.clone(), metrics.clone()),
-        stopped(stopping.clone()),
+        stopped(drained.clone()),
     ));
     let elector = leader.leader_election.then(|| {
         crate::leader::Elector::new(
@@ -123,16 +167,12 @@ pub async fn run(
         )
     });
     let operator_namespace = webhook.operator_namespace.clone();
-    let webhook_settings = crate::webhook::Settings {
-        metrics: metrics.clone(),
-        ..crate::webhook::Settings::from_args(args, webhook)
-    };
     let mut webhook = tokio::spawn(crate::webhook::run::run(
         client.clone(),
         webhook_settings,
         args.monitored_id.clone(),
         readiness.clone(),
-        stopping.clone(),
+        drained.clone(),
     ));
     // Ready, and the apiserver calls the webhook (or it did not within PROBE_TIMEOUT): only
     // then may Jobs be created.
@@ -177,8 +217,9 @@ pub async fn run(
             finished
         }
     };
-    // (a webhook that cannot start ends the process: the health port closes too)
+    // (a webhook that cannot start ends the process at once: the health port closes too)
     let _ = stop.send(true);
+    let _ = drained_tx.send(true);
     let _ = health.await;
     match result {
         Ok(Ok(())) => Ok(()),
