@@ -8,6 +8,7 @@
 //! while the operator runs.
 
 mod authority;
+mod check;
 pub mod guard;
 mod lifecycle;
 mod registration;
