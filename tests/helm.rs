@@ -224,6 +224,11 @@ fn a_disruption_budget_keeps_one_replica_serving() {
         pdb["spec"]["selector"]["matchLabels"],
         deployment["spec"]["selector"]["matchLabels"]
     );
+    // policy/v1beta1 before Kubernetes 1.21 (the version `helm install` reads from the cluster)
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    let old = template("quarks-job", "quarks-job", &["--kube-version", "1.20.2"]);
+    let old_pdb = find(&old, "PodDisruptionBudget", "quarks-job");
+    assert_eq!(old_pdb["apiVersion"], "policy/v1beta1");
     let single = template("quarks-job", "quarks-job", &["--set", "replicaCount=1"]);
     assert!(!single.iter().any(|o| o["kind"] == "PodDisruptionBudget"));
 }
@@ -479,7 +484,8 @@ async fn rendered_objects_pass_a_server_side_dry_run() {
         let ns = format!("qjob-helm-{}", support::unique());
         let single = format!("qjob-helm-staging-{}", support::unique());
         let set_single = format!("global.singleNamespace.name={single}");
-        let mut args = vec!["--set", set_single.as_str()];
+        // the test control plane's version: the PodDisruptionBudget's API version follows it
+        let mut args = vec!["--kube-version", "1.20.2", "--set", set_single.as_str()];
         args.extend_from_slice(extra);
         let objects = template("quarks-job", &ns, &args);
         // every object is either cluster-scoped or in the release or the monitored namespace
