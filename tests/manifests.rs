@@ -198,6 +198,13 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     })
     .await;
 
+    // its RBAC was enough for all of that
+    let so_far = operator.stderr();
+    assert!(
+        !so_far.to_lowercase().contains("forbidden"),
+        "the operator was denied something:\n{so_far}"
+    );
+
     // the webhook configurations belong to the install: deleted, the operator cannot create
     // them again (no `create`); re-installed, it injects its caBundle; damaged, it repairs it
     // (list, watch, patch)
@@ -220,7 +227,11 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     assert!(registered().await);
     kubectl(
         &admin_kc,
-        &["delete", "mutatingwebhookconfiguration", &registration],
+        &[
+            "delete",
+            "mutatingwebhookconfiguration,validatingwebhookconfiguration",
+            &registration,
+        ],
     )
     .unwrap();
     eventually(WAIT, "the operator trying to register it again", || async {
@@ -249,7 +260,8 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     .unwrap();
     eventually(WAIT, "the damaged caBundle repaired", registered).await;
 
-    operator.stop_never_denied();
+    // denied only what the test provoked: creating the deleted configuration
+    operator.stop_denied_only("Cannot register webhook configurations");
     w.cleanup().await;
     support::delete_namespace(&admin, &op_ns).await;
 }
