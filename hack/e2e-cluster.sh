@@ -6,9 +6,13 @@
 #      the node's registry;
 #   3. for DEPLOY in kustomize helm: `make deploy` (as a user installs), a ready Deployment, the
 #      suite (`make e2e-suite`: the examples on real pods, then the leader hand-over), every
-#      container of every pod checked to have run in containerd, `make undeploy`.
+#      container of every pod checked to have run in containerd, the install lifecycle (`make
+#      e2e-lifecycle`: upgrade to a second tag of the image while QuarksJobs are created every
+#      second, a run, uninstall, nothing left that admission sends pods to, re-install, a run),
+#      `make undeploy`.
 #
-# Environment: IMAGE_ORG, IMAGE_REPOSITORY, IMAGE_TAG, MONITORED_ID (the Makefile passes them);
+# Environment: IMAGE_ORG, IMAGE_REPOSITORY, IMAGE_TAG, MONITORED_ID, IMAGE_PROFILE (the Makefile
+# passes them);
 # E2E_DEPLOYS (default "kustomize helm").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +45,15 @@ KC=$(bash hack/cluster.sh kubeconfig)
 step "operator image (make cluster-load)"
 make --no-print-directory cluster-load
 
+# The upgrade's second tag: the same binary, imaged again under another tag (hack/image.py)
+UPGRADE_TAG=${IMAGE_TAG}-upgrade
+step "the upgrade's image tag ${UPGRADE_TAG}"
+python3 hack/image.py operator --binary "target/${IMAGE_PROFILE:-release}/quarks-job" \
+  --name "${IMAGE_ORG}/${IMAGE_REPOSITORY}:${UPGRADE_TAG}" --out target/images/quarks-job-upgrade.tar
+bash hack/cluster.sh load target/images/quarks-job-upgrade.tar "${IMAGE_ORG}/${IMAGE_REPOSITORY}:${UPGRADE_TAG}"
+
 # Always: the node pulls the image just pushed, also when an older one has the same tag
-vars=(DEPLOY_KUBECONFIG="$KC" PULL_POLICY=Always MONITORED_ID="$MONITORED_ID")
+vars=(DEPLOY_KUBECONFIG="$KC" PULL_POLICY=Always MONITORED_ID="$MONITORED_ID" UPGRADE_TAG="$UPGRADE_TAG")
 
 # Every container of every pod in the cluster ran in containerd (nothing plays the kubelet).
 check_containerd() {
@@ -75,7 +86,12 @@ for deploy in ${E2E_DEPLOYS:-kustomize helm}; do
   kubectl --kubeconfig "$KC" get pods -A -o \
     'custom-columns=NAMESPACE:.metadata.namespace,POD:.metadata.name,PHASE:.status.phase,CONTAINER-IDS:.status.containerStatuses[*].containerID'
 
+  step "$deploy: the install lifecycle (make e2e-lifecycle)"
+  s=$SECONDS
+  make --no-print-directory e2e-lifecycle DEPLOY="$deploy" "${vars[@]}"
+  echo "$deploy: lifecycle passed in $((SECONDS - s)) s"
+
   step "$deploy: make undeploy"
   make --no-print-directory undeploy DEPLOY="$deploy" "${vars[@]}"
 done
-step "passed: kustomize and helm installs, suite and leader hand-over on real pods"
+step "passed: kustomize and helm installs, suite, leader hand-over and install lifecycle on real pods"

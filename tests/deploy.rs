@@ -1,6 +1,6 @@
 //! `make deploy` (hack/deploy.sh, kustomize): the overlay it writes installs `manifests/` with
-//! only the image, pull policy and monitored id changed, and the operator injects the very image
-//! it runs. Rendering needs no cluster; applying it to kind is `make deploy` (docs/e2e.md).
+//! only the image, pull policy and monitored id changed (the webhook configurations named and
+//! selecting after the id), and the operator injects the very image it runs. Rendering needs no cluster; applying it to kind is `make deploy` (docs/e2e.md).
 
 mod support;
 
@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use serde_json::Value;
-use support::manifests::{documents, find, rendered};
+use support::manifests::{
+    assert_same_configurations, documents, find, registered_configurations, rendered,
+};
 
 /// `hack/deploy.sh render` with these environment variables (and nothing else of ours).
 fn render(env: &[(&str, &str)]) -> Vec<Value> {
@@ -120,6 +122,16 @@ fn deploy_sets_the_image_it_runs_and_injects_and_the_monitored_id() {
         serde_json::json!([quarks_job::certs::Registration::name_for("e2e")])
     );
 
+    // the webhook configurations are the operator's for that id
+    let name = quarks_job::certs::Registration::name_for("e2e");
+    assert_same_configurations(
+        &[
+            find(&objects, "MutatingWebhookConfiguration", &name),
+            find(&objects, "ValidatingWebhookConfiguration", &name),
+        ],
+        &registered_configurations("quarks-job", "quarks-job-webhook", 443, "e2e"),
+    );
+
     // nothing else differs from manifests/
     let mut ours = by_key(objects);
     let mut base = by_key(rendered());
@@ -127,11 +139,19 @@ fn deploy_sets_the_image_it_runs_and_injects_and_the_monitored_id() {
         "Deployment/quarks-job/quarks-job",
         "Namespace//staging",
         "ClusterRole//quarks-job",
+        "MutatingWebhookConfiguration//quarks-job-e2e",
+        "ValidatingWebhookConfiguration//quarks-job-e2e",
     ] {
-        assert!(
-            ours.remove(key).is_some() && base.remove(key).is_some(),
-            "{key}"
-        );
+        ours.remove(key);
+    }
+    for key in [
+        "Deployment/quarks-job/quarks-job",
+        "Namespace//staging",
+        "ClusterRole//quarks-job",
+        "MutatingWebhookConfiguration//quarks-job-default",
+        "ValidatingWebhookConfiguration//quarks-job-default",
+    ] {
+        assert!(base.remove(key).is_some(), "{key}");
     }
     assert_eq!(ours, base);
 }

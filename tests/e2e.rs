@@ -11,6 +11,8 @@
 
 #[path = "e2e/leader.rs"]
 mod leader;
+#[path = "e2e/lifecycle.rs"]
+mod lifecycle;
 mod support;
 #[path = "e2e/target.rs"]
 mod target;

@@ -166,6 +166,73 @@ fn default_values_render_a_consistent_operator_with_upstream_names() {
     find(&objects, "Service", "blue-quarks-job-webhook");
 }
 
+/// The release owns the webhook configurations (so `helm uninstall` removes them): exactly those
+/// the operator's code builds for the release's Service and monitored id (src/certs/
+/// registration.rs is the one source of their rules), without a `caBundle`, which the operator
+/// injects, for the default and for notable values.
+#[test]
+fn webhook_configurations_are_the_operators() {
+    use support::manifests::{assert_same_configurations, registered_configurations};
+    // release, namespace, values; the Service, its port and the monitored id they make
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, i32, &'a str);
+    let cases: [Case; 3] = [
+        (
+            "quarks-job",
+            "quarks-job",
+            &[],
+            "quarks-job-webhook",
+            443,
+            "quarks-job",
+        ),
+        (
+            "blue",
+            "operators",
+            &[],
+            "blue-quarks-job-webhook",
+            443,
+            "blue-quarks-job",
+        ),
+        (
+            "quarks-job",
+            "ops",
+            NOTABLE,
+            "quarks-job-webhook",
+            8443,
+            "blue",
+        ),
+    ];
+    for (release, ns, values, service, port, id) in cases {
+        let objects = template(release, ns, values);
+        let name = quarks_job::certs::Registration::name_for(id);
+        let shipped = [
+            find(&objects, "MutatingWebhookConfiguration", &name),
+            find(&objects, "ValidatingWebhookConfiguration", &name),
+        ];
+        assert_same_configurations(&shipped, &registered_configurations(ns, service, port, id));
+    }
+}
+
+/// A PodDisruptionBudget keeps a replica serving the webhook through node drains; with one
+/// replica there is none (it would block every drain).
+#[test]
+fn a_disruption_budget_keeps_one_replica_serving() {
+    let objects = template("quarks-job", "quarks-job", &[]);
+    let pdb = find(&objects, "PodDisruptionBudget", "quarks-job");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    let deployment = find(&objects, "Deployment", "quarks-job");
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    // policy/v1beta1 before Kubernetes 1.21 (the version `helm install` reads from the cluster)
+    assert_eq!(pdb["apiVersion"], "policy/v1");
+    let old = template("quarks-job", "quarks-job", &["--kube-version", "1.20.2"]);
+    let old_pdb = find(&old, "PodDisruptionBudget", "quarks-job");
+    assert_eq!(old_pdb["apiVersion"], "policy/v1beta1");
+    let single = template("quarks-job", "quarks-job", &["--set", "replicaCount=1"]);
+    assert!(!single.iter().any(|o| o["kind"] == "PodDisruptionBudget"));
+}
+
 /// The default monitored id is upstream's, so namespaces labelled for an upstream installation
 /// stay monitored: the release namespace if it contains the chart name, else
 /// `<release>-quarks-job` (or fullnameOverride).
@@ -417,7 +484,8 @@ async fn rendered_objects_pass_a_server_side_dry_run() {
         let ns = format!("qjob-helm-{}", support::unique());
         let single = format!("qjob-helm-staging-{}", support::unique());
         let set_single = format!("global.singleNamespace.name={single}");
-        let mut args = vec!["--set", set_single.as_str()];
+        // the test control plane's version: the PodDisruptionBudget's API version follows it
+        let mut args = vec!["--kube-version", "1.20.2", "--set", set_single.as_str()];
         args.extend_from_slice(extra);
         let objects = template("quarks-job", &ns, &args);
         // every object is either cluster-scoped or in the release or the monitored namespace

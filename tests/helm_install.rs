@@ -1,6 +1,7 @@
 //! A real `helm install` of the chart into the local control plane: the operator binary, run
 //! with the settings of the installed Deployment and the token of the chart's ServiceAccount,
-//! reconciles a QuarksJob in the chart's monitored namespace; `helm uninstall` cleans up.
+//! reconciles a QuarksJob in the chart's monitored namespace, with the caBundle it injected into
+//! the release's webhook configurations; `helm uninstall` cleans up, those included.
 //!
 //! No kubelet runs here, so the Deployment's pod never starts: the test runs the binary the way
 //! that pod would (same env), except that the webhook is called at 127.0.0.1.
@@ -8,6 +9,9 @@
 mod reconcile_helpers;
 mod support;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -23,6 +27,28 @@ where
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     api.get_opt(name).await.unwrap().is_some()
+}
+
+/// Whether every webhook of the configurations `name` has a PEM `caBundle`.
+async fn ca_injected(admin: &kube::Client, name: &str) -> bool {
+    let pem = |b: &Option<k8s_openapi::ByteString>| {
+        b.as_ref()
+            .is_some_and(|b| b.0.starts_with(b"-----BEGIN CERTIFICATE-----"))
+    };
+    let mutating = Api::<MutatingWebhookConfiguration>::all(admin.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let validating = Api::<ValidatingWebhookConfiguration>::all(admin.clone())
+        .get(name)
+        .await
+        .unwrap();
+    let m = mutating.webhooks.unwrap_or_default();
+    let v = validating.webhooks.unwrap_or_default();
+    !m.is_empty()
+        && !v.is_empty()
+        && m.iter().all(|w| pem(&w.client_config.ca_bundle))
+        && v.iter().all(|w| pem(&w.client_config.ca_bundle))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +164,31 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
     let persist = persist.iter().find(|c| c.name == "output-persist").unwrap();
     assert_eq!(persist.image, container.image);
 
+    // the chart created the webhook configurations; the operator injected its caBundle
+    let hooks = quarks_job::certs::Registration::name_for(&id);
+    assert!(ca_injected(&admin, &hooks).await);
     operator.stop_never_denied();
+    // (by URL the operator pointed them at 127.0.0.1; write what a replica in the pod writes:
+    // the release's Service, with the CA it keeps, so the upgrade below meets the real state)
+    let ca = Api::<Secret>::namespaced(admin.clone(), &op_ns)
+        .get("quarks-job-webhook-cert")
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default()["ca.crt"]
+        .0
+        .clone();
+    let in_pod = quarks_job::certs::Registration {
+        name: hooks.clone(),
+        monitored_id: id.clone(),
+        operator_namespace: op_ns.clone(),
+        target: quarks_job::certs::Target::Service {
+            namespace: op_ns.clone(),
+            name: "quarks-job-webhook".into(),
+            port: 443,
+        },
+    };
+    in_pod.apply(admin.clone(), &ca).await.unwrap();
 
     // an upgrade with a changed value reaches the Deployment; the operator's certificate Secret
     // (not part of the release) survives it
@@ -164,6 +214,8 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
         .env
         .clone()
         .unwrap_or_default();
+    // the caBundle the operator injected survives the upgrade (the chart has none)
+    assert!(ca_injected(&admin, &hooks).await);
     let max_workers = env.iter().find(|e| e.name == "MAX_WORKERS").unwrap();
     assert_eq!(max_workers.value.as_deref(), Some("3"));
     let monitored = env.iter().find(|e| e.name == "MONITORED_ID").unwrap();
@@ -176,8 +228,8 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
         .await
     );
 
-    // uninstall removes the release's objects, the monitored namespace included; the CRD stays
-    // (Helm never deletes CRDs), as do the webhook configurations the operator registered
+    // uninstall removes the release's objects, the monitored namespace and the webhook
+    // configurations included; the CRD stays (Helm never deletes CRDs)
     helm(
         Some(&admin_kc),
         &["uninstall", release, "--namespace", &op_ns],
@@ -213,15 +265,21 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
         )
         .await
     );
-    let hooks = format!("quarks-job-{id}");
-    kubectl(
-        &admin_kc,
-        &[
-            "delete",
-            "mutatingwebhookconfiguration,validatingwebhookconfiguration",
-            &hooks,
-        ],
-    )
-    .unwrap_or_else(|e| panic!("the documented clean-up: {e}"));
+    // the release owned the webhook configurations: none is left to send pods to a webhook
+    // that is gone
+    assert!(
+        !exists(
+            Api::<MutatingWebhookConfiguration>::all(admin.clone()),
+            &hooks
+        )
+        .await
+    );
+    assert!(
+        !exists(
+            Api::<ValidatingWebhookConfiguration>::all(admin.clone()),
+            &hooks
+        )
+        .await
+    );
     support::delete_namespace(&admin, &op_ns).await;
 }

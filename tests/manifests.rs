@@ -14,7 +14,10 @@ use kube::api::Api;
 use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
 use reconcile_helpers::{WAIT, World};
 use serde_json::{Value, json};
-use support::manifests::{apply, find, manifests_dir, operator_rbac, read_manifest, rendered};
+use support::manifests::{
+    apply, assert_same_configurations, find, manifests_dir, operator_rbac, read_manifest,
+    registered_configurations, rendered, webhook_configurations,
+};
 use support::{eventually, kubectl, yaml};
 
 #[test]
@@ -61,6 +64,30 @@ async fn every_manifest_passes_a_server_side_dry_run() {
     yaml::server_dry_run(&support::shared().kubeconfig, &objects);
 }
 
+/// The webhook configurations of the install are exactly those the operator's code builds
+/// (src/certs/registration.rs is the one source of their rules), without a `caBundle`, which
+/// the operator injects.
+#[test]
+fn webhook_configurations_are_the_operators() {
+    let objects = rendered();
+    let shipped = [
+        find(
+            &objects,
+            "MutatingWebhookConfiguration",
+            "quarks-job-default",
+        ),
+        find(
+            &objects,
+            "ValidatingWebhookConfiguration",
+            "quarks-job-default",
+        ),
+    ];
+    assert_same_configurations(
+        &shipped,
+        &registered_configurations("quarks-job", "quarks-job-webhook", 443, "default"),
+    );
+}
+
 /// The operator binary, run with the token of its ServiceAccount bound to the shipped RBAC (not
 /// an admin token), reconciles a QuarksJob with output end to end without a single `forbidden`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +126,9 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
             .replace("namespace: quarks-job", &format!("namespace: {op_ns}")),
     );
     let op_secrets: Api<Secret> = Api::namespaced(admin.clone(), &op_ns);
+    // the install's webhook configurations, which the operator may patch but not create
+    let configurations = webhook_configurations(&op_ns, &id);
+    apply(&admin_kc, &configurations);
 
     // ready: CRD applied, certificates stored, webhooks registered, caches synced
     let mut launch = support::process::Operator::out_of_cluster(&op_kc, &op_ns, &id);
@@ -168,7 +198,16 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     })
     .await;
 
-    // the webhook configurations are registered again when deleted or damaged (list, watch)
+    // its RBAC was enough for all of that
+    let so_far = operator.stderr();
+    assert!(
+        !so_far.to_lowercase().contains("forbidden"),
+        "the operator was denied something:\n{so_far}"
+    );
+
+    // the webhook configurations belong to the install: deleted, the operator cannot create
+    // them again (no `create`); re-installed, it injects its caBundle; damaged, it repairs it
+    // (list, watch, patch)
     let registration = format!("quarks-job-{id}");
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
     let registered = || async {
@@ -185,12 +224,28 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
                 })
             })
     };
+    assert!(registered().await);
     kubectl(
         &admin_kc,
-        &["delete", "mutatingwebhookconfiguration", &registration],
+        &[
+            "delete",
+            "mutatingwebhookconfiguration,validatingwebhookconfiguration",
+            &registration,
+        ],
     )
     .unwrap();
-    eventually(WAIT, "the deleted registration back", registered).await;
+    eventually(WAIT, "the operator trying to register it again", || async {
+        operator.stderr().contains("registering it again")
+    })
+    .await;
+    let can_create = kubectl(
+        &op_kc,
+        &["auth", "can-i", "create", "mutatingwebhookconfigurations"],
+    );
+    assert!(can_create.is_err(), "{can_create:?}");
+    assert!(mutating.get_opt(&registration).await.unwrap().is_none());
+    apply(&admin_kc, &configurations);
+    eventually(WAIT, "the re-installed registration's caBundle", registered).await;
     kubectl(
         &admin_kc,
         &[
@@ -204,13 +259,9 @@ async fn operator_rbac_is_enough_to_run_a_quarks_job_end_to_end() {
     )
     .unwrap();
     eventually(WAIT, "the damaged caBundle repaired", registered).await;
-    assert!(
-        operator.stderr().contains("registering it again"),
-        "{}",
-        operator.stderr()
-    );
 
-    operator.stop_never_denied();
+    // denied only what the test provoked: creating the deleted configuration
+    operator.stop_denied_only("Cannot register webhook configurations");
     w.cleanup().await;
     support::delete_namespace(&admin, &op_ns).await;
 }

@@ -52,6 +52,15 @@ async fn operator_applies_the_crd_only_when_asked_and_stops_on_sigterm() {
         "a fresh control plane has no QuarksJob CRD"
     );
 
+    // Reached through a Service (no --webhook-server-host), the operator patches the webhook
+    // configurations an install creates and never creates them: apply them as the install would.
+    for id in ["env-test", "switch-test", "default"] {
+        support::yaml::apply(
+            &cp.kubeconfig,
+            &support::manifests::webhook_configurations("default", id),
+        );
+    }
+
     // APPLY_CRD=false and MONITORED_ID from the environment
     let (mut cmd, health) = operator_with_health();
     cmd.arg("--kubeconfig")

@@ -1,8 +1,10 @@
 //! Keeping the webhook configurations registered while the operator runs. Without the
 //! `MutatingWebhookConfiguration` the apiserver admits job pods unmutated, and their output is
 //! lost without a word; with a `caBundle` that cannot verify the served certificate, job pods are
-//! refused. Whoever deletes or damages a configuration (a cleanup script, an uninstall of
-//! another release, a hand edit), the operator registers it again at once.
+//! refused. Whoever damages a configuration (a hand edit, another tool), the operator patches it
+//! again at once. A deleted one is created again only when the operator created it (by URL,
+//! outside the cluster); through a Service the install owns it (`registration`), and a deletion
+//! is an uninstall, which the operator must not undo.
 //!
 //! The check is deliberately lenient so that replicas never fight: a configuration is intact
 //! when each of its webhooks is there and its `caBundle` shares a certificate with ours. After

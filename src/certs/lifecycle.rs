@@ -133,6 +133,18 @@ pub async fn maintain(
             }
             _ = shutdown.changed() => return,
             Some(seen) = changes.next() => {
+                if matches!(seen, super::guard::Seen::Gone(_)) && registration.install_owned() {
+                    // removed by whoever installed it (an uninstall): never re-created
+                    warn!(
+                        "{} '{}' was deleted; it belongs to the install (chart or manifests), so \
+                         it is not created again: job pods are not sent to this webhook until \
+                         it is re-installed",
+                        seen.kind(),
+                        registration.name
+                    );
+                    broken = None;
+                    continue;
+                }
                 if !super::guard::intact(&seen, current.ca_bundle_pem.as_bytes()) {
                     let kind = seen.kind();
                     broken = (!repair(&client, &registration, &current, kind).await).then_some(kind);
@@ -156,8 +168,9 @@ pub async fn maintain(
     }
 }
 
-/// Register the webhook configurations again: a `kind` was deleted or can no longer verify the
-/// served certificate.
+/// Register the webhook configurations again: a `kind` was deleted (by URL only: through a
+/// Service the install owns them) or can no longer verify the served certificate. A
+/// configuration of the install that is gone by now counts as done: it is not created again.
 async fn repair(
     client: &Client,
     registration: &Registration,
@@ -176,6 +189,13 @@ async fn repair(
         Ok(()) => {
             info!(
                 "Registered webhook configurations '{}' again",
+                registration.name
+            );
+            true
+        }
+        Err(e) if super::registration::is_missing(&e) && registration.install_owned() => {
+            warn!(
+                "Webhook configurations '{}' are gone (uninstalled); not creating them",
                 registration.name
             );
             true

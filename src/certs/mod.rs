@@ -10,6 +10,7 @@
 //! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
 mod authority;
+mod check;
 pub mod guard;
 mod lifecycle;
 mod registration;
@@ -26,7 +27,7 @@ pub use lifecycle::{
 };
 pub use registration::{
     MUTATE_PODS_PATH, MUTATE_PODS_WEBHOOK, PROBE_PATH, PROBE_WEBHOOK, Registration, Target,
-    VALIDATE_QUARKSJOBS_PATH, VALIDATE_QUARKSJOBS_WEBHOOK,
+    VALIDATE_QUARKSJOBS_PATH, VALIDATE_QUARKSJOBS_WEBHOOK, is_missing, webhooks_patch,
 };
 pub use resolver::{HotSwapResolver, certified_key, server_config};
 pub use store::{

@@ -1,6 +1,19 @@
 //! Registering the webhooks with the apiserver: a `MutatingWebhookConfiguration` for job pods and
-//! a `ValidatingWebhookConfiguration` for QuarksJobs, created or patched in place (server-side
-//! apply, never delete and re-create) with the current `caBundle`.
+//! a `ValidatingWebhookConfiguration` for QuarksJobs, patched in place (never deleted and
+//! re-created) with the current `caBundle`.
+//!
+//! Who creates them depends on how the apiserver reaches the webhook (docs/webhook.md,
+//! "Who owns the webhook configurations"):
+//! - through a Service (in the cluster): the install owns them — the Helm chart or
+//!   `manifests/` create them and `helm uninstall` / `kubectl delete -k` remove them; the
+//!   operator only patches their webhooks (the `caBundle` above all, as cert-manager's cainjector
+//!   does) and never creates one, so nothing re-creates them during an uninstall;
+//! - by URL (`--webhook-server-host`: a run outside the cluster, `make run`, the tests): no
+//!   install exists, so the operator creates them when they are missing.
+//!
+//! The webhooks built here are the one source of their rules: the shipped YAML (chart and
+//! `manifests/webhook-configurations.yaml`) is checked against them by tests/helm.rs and
+//! tests/manifests.rs.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
@@ -25,7 +38,7 @@ pub const MUTATE_PODS_WEBHOOK: &str = "mutate-pods.quarks.cloudfoundry.org";
 pub const PROBE_WEBHOOK: &str = "probe.quarks.cloudfoundry.org";
 /// Name of the QuarksJob webhook in the `ValidatingWebhookConfiguration`.
 pub const VALIDATE_QUARKSJOBS_WEBHOOK: &str = "validate-quarksjobs.quarks.cloudfoundry.org";
-/// Field manager of the registrations.
+/// Field manager of the registrations the operator creates (by URL only).
 const FIELD_MANAGER: &str = "quarks-job-webhook";
 /// The apiserver waits at most this long for an answer.
 const TIMEOUT_SECONDS: i32 = 10;
@@ -216,21 +229,72 @@ impl Registration {
         }
     }
 
-    /// Create or patch both configurations with this `caBundle`.
-    pub async fn apply(&self, client: Client, ca_bundle: &[u8]) -> Result<(), kube::Error> {
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        Api::<MutatingWebhookConfiguration>::all(client.clone())
-            .patch(&self.name, &params, &Patch::Apply(self.mutating(ca_bundle)))
-            .await?;
-        Api::<ValidatingWebhookConfiguration>::all(client)
-            .patch(
-                &self.name,
-                &params,
-                &Patch::Apply(self.validating(ca_bundle)),
-            )
-            .await?;
-        Ok(())
+    /// Whether the install (chart, `manifests/`) owns the configurations: the webhook is
+    /// reached through a Service. The operator then never creates them.
+    pub fn install_owned(&self) -> bool {
+        matches!(self.target, Target::Service { .. })
     }
+
+    /// Patch both configurations so that their webhooks are this operator's, with this
+    /// `caBundle`. A missing configuration is created only by URL ([`Self::install_owned`] is
+    /// false); through a Service the patch fails with 404 (see [`is_missing`]) and nothing is
+    /// created.
+    pub async fn apply(&self, client: Client, ca_bundle: &[u8]) -> Result<(), kube::Error> {
+        let mutating = self.mutating(ca_bundle);
+        let validating = self.validating(ca_bundle);
+        self.patch_or_create(
+            Api::<MutatingWebhookConfiguration>::all(client.clone()),
+            webhooks_patch(&mutating.webhooks),
+            mutating,
+        )
+        .await?;
+        self.patch_or_create(
+            Api::<ValidatingWebhookConfiguration>::all(client),
+            webhooks_patch(&validating.webhooks),
+            validating,
+        )
+        .await
+    }
+
+    async fn patch_or_create<K>(
+        &self,
+        api: Api<K>,
+        patch: serde_json::Value,
+        whole: K,
+    ) -> Result<(), kube::Error>
+    where
+        K: kube::Resource
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        // A JSON merge patch never creates: the configuration must exist.
+        match api
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Err(e) if is_missing(&e) && !self.install_owned() => {
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                api.patch(&self.name, &params, &Patch::Apply(whole))
+                    .await
+                    .map(drop)
+            }
+            other => other.map(drop),
+        }
+    }
+}
+
+/// The merge patch that makes a configuration's `webhooks` exactly `webhooks` (a JSON merge
+/// patch replaces a list as a whole) and leaves its metadata — the install's labels and
+/// annotations — alone.
+pub fn webhooks_patch<W: serde::Serialize>(webhooks: &Option<Vec<W>>) -> serde_json::Value {
+    serde_json::json!({ "webhooks": webhooks })
+}
+
+/// Whether the apiserver answered that the configuration does not exist.
+pub fn is_missing(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 /// The rule of both pod webhooks: pod creation.
@@ -351,6 +415,39 @@ mod tests {
             rule.operations.as_ref().unwrap().as_slice(),
             ["CREATE", "UPDATE"]
         );
+    }
+
+    #[test]
+    fn only_a_registration_by_service_is_owned_by_the_install() {
+        let by_service = registration(Target::Service {
+            namespace: "quarks".into(),
+            name: "qjob-webhook".into(),
+            port: 443,
+        });
+        assert!(by_service.install_owned());
+        let by_url = registration(Target::Url {
+            host: "127.0.0.1".into(),
+            port: 9443,
+        });
+        assert!(!by_url.install_owned());
+    }
+
+    #[test]
+    fn the_patch_replaces_the_webhooks_and_leaves_the_metadata_alone() {
+        let r = registration(Target::Url {
+            host: "127.0.0.1".into(),
+            port: 9443,
+        });
+        let config = r.mutating(b"CA");
+        let patch = webhooks_patch(&config.webhooks);
+        let keys: Vec<&String> = patch.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["webhooks"]);
+        let hooks = patch["webhooks"].as_array().unwrap();
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0]["name"], MUTATE_PODS_WEBHOOK);
+        // base64 of "CA", as the apiserver expects it
+        assert_eq!(hooks[0]["clientConfig"]["caBundle"], "Q0E=");
+        assert_eq!(hooks[1]["name"], PROBE_WEBHOOK);
     }
 
     #[test]

@@ -74,12 +74,24 @@ pub fn plan(data: Option<&BTreeMap<String, ByteString>>, sans: &[String], now: S
         cert_pem: ca_cert,
         key_pem: ca_key,
     };
+    // a CA certificate with a key that is not its own signs nothing the apiserver would trust
+    if !super::check::key_matches(&authority, now) {
+        return Plan::NewAuthority(None);
+    }
     let serving = match (text(data, TLS_CRT), text(data, TLS_KEY)) {
         (Some(cert_pem), Some(key_pem)) => ServingCert { cert_pem, key_pem },
         _ => return Plan::NewServing(authority, ca_bundle),
     };
+    // reused only if issued by this CA, with its own key (never a half-valid mix)
+    let belongs = |name: Option<&String>| {
+        name.is_none_or(|n| super::check::issued_by(&authority.cert_pem, &serving, n, now))
+    };
     match inspect(&serving.cert_pem) {
-        Ok(info) if !rotation_due(&info, now) && sans.iter().all(|s| info.sans.contains(s)) => {
+        Ok(info)
+            if !rotation_due(&info, now)
+                && sans.iter().all(|s| info.sans.contains(s))
+                && belongs(sans.first()) =>
+        {
             Plan::Reuse(Bundle {
                 serving,
                 ca_bundle_pem: ca_bundle,
@@ -286,6 +298,33 @@ mod tests {
             plan(Some(&garbage), &sans(), SystemTime::now()),
             Plan::NewAuthority(None)
         );
+    }
+
+    #[test]
+    fn a_left_over_mix_of_two_installs_is_never_reused() {
+        let now = SystemTime::now();
+        let first = stored(now);
+        let second = stored(now);
+        // the serving certificate (and key) of another CA: a new one from the stored CA
+        let mut mixed = first.clone();
+        for key in [TLS_CRT, TLS_KEY] {
+            mixed.insert(key.into(), second[key].clone());
+        }
+        assert!(matches!(
+            plan(Some(&mixed), &sans(), now),
+            Plan::NewServing(..)
+        ));
+        // a serving certificate with another key
+        let mut mixed = first.clone();
+        mixed.insert(TLS_KEY.into(), second[TLS_KEY].clone());
+        assert!(matches!(
+            plan(Some(&mixed), &sans(), now),
+            Plan::NewServing(..)
+        ));
+        // a CA certificate with another CA's key: a new CA
+        let mut mixed = first;
+        mixed.insert(CA_KEY.into(), second[CA_KEY].clone());
+        assert_eq!(plan(Some(&mixed), &sans(), now), Plan::NewAuthority(None));
     }
 
     #[test]

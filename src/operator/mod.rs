@@ -4,6 +4,13 @@
 //! The reconciler runs until SIGTERM/SIGINT; reconciles in flight finish before the process
 //! exits (graceful shutdown). The reconciler starts once the webhook is registered and
 //! serving, so no Job's pod is ever admitted without its output volume and container.
+//!
+//! In the cluster the webhook drains on shutdown: `/readyz` fails at once and the reconciler
+//! stops (handing the Lease over), but the webhook keeps answering for [`WEBHOOK_DRAIN`], until
+//! the pod has left the Service's endpoints everywhere (kube-proxy's rules on every node), and
+//! only then closes its connections (HTTP/2 GOAWAY: the apiserver retries on a new connection,
+//! which reaches another replica). A rolling update thus never makes the apiserver call a replica
+//! that has stopped answering.
 
 mod crd;
 
@@ -22,6 +29,13 @@ pub use crd::{FIELD_MANAGER, apply_crd};
 
 /// How long the reconciler waits for the apiserver to call the webhook before it starts anyway.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a replica reached through a Service keeps serving admissions after SIGTERM (see the
+/// module's documentation); by URL (outside the cluster) it stops at once.
+pub const WEBHOOK_DRAIN: Duration = Duration::from_secs(5);
+
+/// Readiness check that fails from SIGTERM on, while the webhook drains.
+pub const READY_NOT_STOPPING: &str = "not shutting down";
 
 /// How long to wait for the CRD to become Established.
 pub const CRD_ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
@@ -79,6 +93,32 @@ pub async fn run_operator(settings: OperatorSettings) -> Result<()> {
     });
     let readiness = Readiness::default();
     let metrics = settings.metrics;
+    // The webhook and the health port stop once drained; the reconciler at once.
+    let drain = if settings.webhook.registration.install_owned() {
+        WEBHOOK_DRAIN
+    } else {
+        Duration::ZERO
+    };
+    let (drained_tx, drained) = tokio::sync::watch::channel(false);
+    let drained_tx = std::sync::Arc::new(drained_tx);
+    readiness.set(READY_NOT_STOPPING, true);
+    tokio::spawn({
+        let (readiness, stopping, drained_tx) =
+            (readiness.clone(), stopping.clone(), drained_tx.clone());
+        async move {
+            stopped(stopping).await;
+            readiness.set(READY_NOT_STOPPING, false);
+            if !drain.is_zero() {
+                info!(
+                    "Not ready; the webhook keeps answering for {}s while this pod leaves the \
+                     Service's endpoints",
+                    drain.as_secs()
+                );
+                tokio::time::sleep(drain).await;
+            }
+            let _ = drained_tx.send(true);
+        }
+    });
     let health_address = settings.health_listen;
     let health = TcpListener::bind(health_address.as_str())
         .await
@@ -86,7 +126,7 @@ pub async fn run_operator(settings: OperatorSettings) -> Result<()> {
     let health = tokio::spawn(crate::health::serve(
         health,
         crate::health::router(readiness.clone(), metrics.clone()),
-        stopped(stopping.clone()),
+        stopped(drained.clone()),
     ));
     let elector = settings
         .leader
@@ -97,7 +137,7 @@ pub async fn run_operator(settings: OperatorSettings) -> Result<()> {
         settings.webhook,
         monitored_id.clone(),
         readiness.clone(),
-        stopping.clone(),
+        drained.clone(),
     ));
     // Ready, and the apiserver calls the webhook (or it did not within PROBE_TIMEOUT): only
     // then may Jobs be created.
@@ -135,8 +175,9 @@ pub async fn run_operator(settings: OperatorSettings) -> Result<()> {
             finished
         }
     };
-    // (a webhook that cannot start ends the process: the health port closes too)
+    // (a webhook that cannot start ends the process at once: the health port closes too)
     let _ = stop.send(true);
+    let _ = drained_tx.send(true);
     let _ = health.await;
     match result {
         Ok(Ok(())) => Ok(()),

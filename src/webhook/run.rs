@@ -10,7 +10,7 @@ use std::sync::Arc;
 use kube::Client;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::caches::Caches;
 use super::handler::{PodSettings, router};
@@ -83,6 +83,57 @@ pub fn start(
     serve(client, settings, monitored_id, readiness, shutdown)
 }
 
+/// How often the operator looks again for configurations the install has not created yet.
+pub const INSTALL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Register the webhooks with `bundle`'s CA. Configurations the install owns but has not created
+/// yet (kustomize applies them after the Deployment) are waited for, `/readyz` saying so; false
+/// when shut down meanwhile.
+async fn register(
+    client: &Client,
+    registration: &Registration,
+    bundle: &certs::Bundle,
+    readiness: &Readiness,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<bool, WebhookError> {
+    loop {
+        match registration
+            .apply(client.clone(), bundle.ca_bundle_pem.as_bytes())
+            .await
+        {
+            Ok(()) => {
+                readiness.set_reason(READY_CERTIFICATE, None);
+                return Ok(true);
+            }
+            Err(e) if certs::is_missing(&e) && registration.install_owned() => {
+                let why = format!(
+                    "waiting for the webhook configurations '{}', which the install creates",
+                    registration.name
+                );
+                if readiness
+                    .pending_with_reasons()
+                    .iter()
+                    .all(|p| !p.contains(&why))
+                {
+                    warn!("{why} (Helm chart or manifests/)");
+                }
+                readiness.set_reason(READY_CERTIFICATE, Some(why));
+            }
+            Err(source) => {
+                return Err(LoadError::Register {
+                    name: registration.name.clone(),
+                    source,
+                }
+                .into());
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(INSTALL_WAIT) => {}
+            _ = stopped(shutdown.clone()) => return Ok(false),
+        }
+    }
+}
+
 async fn serve(
     client: Client,
     settings: WebhookSettings,
@@ -95,14 +146,17 @@ async fn serve(
         .map_err(LoadError::from)?;
     let tls = Arc::new(server_config(resolver.clone()).map_err(LoadError::from)?);
     certs::record_expiry(&settings.metrics.certificate, &bundle);
-    settings
-        .registration
-        .apply(client.clone(), bundle.ca_bundle_pem.as_bytes())
-        .await
-        .map_err(|source| LoadError::Register {
-            name: settings.registration.name.clone(),
-            source,
-        })?;
+    if !register(
+        &client,
+        &settings.registration,
+        &bundle,
+        &readiness,
+        &shutdown,
+    )
+    .await?
+    {
+        return Ok(());
+    }
     info!(
         "Registered webhook configurations '{}'",
         settings.registration.name

@@ -117,6 +117,23 @@ impl Running {
         assert!(status.success(), "exit {status:?}\n{log}");
     }
 
+    /// Like [`Self::stop_never_denied`], except for log lines that contain `expected`: every
+    /// `forbidden` must be on such a line (a denial the test provoked).
+    pub fn stop_denied_only(self, expected: &str) {
+        let log = self.stderr();
+        let unexpected: Vec<&str> = log
+            .lines()
+            .filter(|l| l.to_lowercase().contains("forbidden") && !l.contains(expected))
+            .collect();
+        assert!(
+            unexpected.is_empty(),
+            "the operator was denied something else:\n{}",
+            unexpected.join("\n")
+        );
+        let status = self.terminate();
+        assert!(status.success(), "exit {status:?}\n{log}");
+    }
+
     /// Wait until it exits by itself; return the status and the whole log. Panics with the log
     /// if it still runs after `timeout`.
     pub fn wait_exit(mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
