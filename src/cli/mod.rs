@@ -23,6 +23,7 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_IMAGE_REPOSITORY",
     "DOCKER_IMAGE_TAG",
     "JOB_HISTORY",
+    "RUN_HISTORY",
     "KUBECONFIG",
     "LOG_LEVEL",
     "LOG_FORMAT",
@@ -54,6 +55,9 @@ pub const ENV_VARS: &[&str] = &[
 
 /// The default of `--job-history`.
 pub const DEFAULT_JOB_HISTORY: u32 = 5;
+
+/// The default of `--run-history`.
+pub const DEFAULT_RUN_HISTORY: u32 = 5;
 
 /// The environment variables `persist-output` reads besides [`ENV_VARS`].
 pub const PERSIST_OUTPUT_ENV_VARS: &[&str] =
@@ -213,6 +217,11 @@ pub struct OperatorArgs {
     #[arg(long, env = "JOB_HISTORY", hide_env = true,
           default_value_t = DEFAULT_JOB_HISTORY)]
     pub job_history: u32,
+
+    /// (RUN_HISTORY) Runs kept in each QuarksJob's status.runs, newest first (at most 20, so the status stays small); 0 keeps none
+    #[arg(long, env = "RUN_HISTORY", hide_env = true, default_value_t = DEFAULT_RUN_HISTORY,
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub run_history: u32,
 
     /// (MAX_WORKERS) Maximum number of workers concurrently running the controller
     #[arg(long, env = "MAX_WORKERS", hide_env = true, default_value_t = 1,

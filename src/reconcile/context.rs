@@ -15,7 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use super::error::{Error, Result};
 use super::mapping;
 use crate::api::QuarksJob;
-use crate::cli::{DEFAULT_JOB_HISTORY, OperatorArgs};
+use crate::cli::{DEFAULT_JOB_HISTORY, DEFAULT_RUN_HISTORY, OperatorArgs};
 use crate::lenient::Lenient;
 use crate::metrics::Metrics;
 
@@ -37,6 +37,8 @@ pub struct Config {
     /// Per QuarksJob, at most this many pods kept of succeeded Jobs, and this many failed Jobs,
     /// are kept; the oldest are deleted first (`--job-history`; 0 keeps all).
     pub job_history: usize,
+    /// Runs kept in `status.runs` (`--run-history`; at most [`super::runs::MAX_RUNS`]).
+    pub run_history: usize,
     /// `reportingController` of the events.
     pub reporter: String,
     /// Where reconciles and Job transitions are counted (a registry of its own by default; the
@@ -54,6 +56,7 @@ impl Config {
             ctx_timeout: Duration::from_secs(300),
             meltdown: Duration::from_secs(60),
             job_history: DEFAULT_JOB_HISTORY as usize,
+            run_history: DEFAULT_RUN_HISTORY as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }
@@ -68,6 +71,7 @@ impl From<&OperatorArgs> for Config {
             ctx_timeout: Duration::from_secs(args.ctx_timeout),
             meltdown: Duration::from_secs(args.meltdown_duration),
             job_history: args.job_history as usize,
+            run_history: args.run_history as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }

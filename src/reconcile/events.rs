@@ -1,5 +1,9 @@
 //! Kubernetes events (events.k8s.io/v1) about QuarksJobs. Publishing is best effort: a failure
 //! is logged and never fails the reconcile.
+//!
+//! Events about a run name that run's Job as `related` ([`publish_about`]): the recorder folds
+//! events with the same reason, object *and* related object into one series, so without it a
+//! re-run's `CreateJob` was counted into the first run's event, whose note named the first Job.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -27,6 +31,10 @@ pub const JOB_FAILED: &str = "JobFailed";
 pub const JOB_SUCCEEDED: &str = "JobSucceeded";
 /// The referenced configuration changed; the QuarksJob runs again (new).
 pub const CONFIG_CHANGED: &str = "ConfigChanged";
+/// A run was triggered (a `now`/`once` strategy, by whom if known) (new).
+pub const TRIGGERED: &str = "Triggered";
+/// A finished run wrote Secrets: names and versions (new).
+pub const OUTPUT_WRITTEN: &str = "OutputWritten";
 /// The pods of a succeeded Job are kept, now owned by the QuarksJob (new).
 pub const KEEPING_PODS: &str = "KeepingPods";
 /// A reconcile failed (other than a QuarksJob that cannot work as written); the message says
@@ -51,6 +59,44 @@ pub async fn publish(
     action: &str,
     note: String,
 ) {
+    publish_about(recorder, regarding, None, warning, reason, action, note).await
+}
+
+/// A reference to the Job `job_name` in the namespace of `regarding` (the `related` object of
+/// the events about its run).
+pub fn job_named(regarding: &ObjectReference, job_name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        namespace: regarding.namespace.clone(),
+        name: Some(job_name.into()),
+        ..Default::default()
+    }
+}
+
+/// A reference to `job` (the `related` object of the events about its run).
+pub fn job_reference(job: &k8s_openapi::api::batch::v1::Job) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        namespace: job.metadata.namespace.clone(),
+        name: job.metadata.name.clone(),
+        uid: job.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// [`publish`], with `related` as the event's related object (a run's Job), so that each run's
+/// events are a series of their own.
+pub async fn publish_about(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    related: Option<&ObjectReference>,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let object = format!(
         "{}/{}",
         regarding.namespace.as_deref().unwrap_or_default(),
@@ -70,7 +116,7 @@ pub async fn publish(
         reason: reason.into(),
         note: Some(truncate(note, 1024)),
         action: action.into(),
-        secondary: None,
+        secondary: related.cloned(),
     };
     match tokio::time::timeout(PUBLISH_TIMEOUT, recorder.publish(&event, regarding)).await {
         Ok(Ok(())) => {}

@@ -7,6 +7,7 @@
 //! | [`naming`] | deterministic Job names, versioned names | pure |
 //! | [`job`] | building the Job, reading its outcome | pure |
 //! | [`status`] | conditions | pure |
+//! | [`runs`] | the run history in `status.runs`: record, outcome, outputs, trim | pure |
 //! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
@@ -14,6 +15,7 @@
 //! | `refs` | resolving references (GETs) | I/O |
 //! | `report` | a failing reconcile shown on the QuarksJob (condition, event) | I/O |
 //! | `run` | the four writes of a run | I/O |
+//! | `outcome` | a finished run's record: pods, output Secrets (metadata) | I/O |
 //! | `cleanup` | succeeded Jobs and their pods | I/O |
 //! | `reconciler` | one reconcile | I/O |
 //! | `controller` | watches and the controller loop | I/O |
@@ -29,10 +31,12 @@ pub mod history;
 pub mod job;
 pub mod mapping;
 pub mod naming;
+mod outcome;
 mod reconciler;
 mod refs;
 mod report;
 mod run;
+pub mod runs;
 pub mod state;
 pub mod status;
 
