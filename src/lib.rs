@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod names;
 pub mod operator;
 pub mod persist;
+pub mod plugin;
 pub mod podrefs;
 pub mod reconcile;
 pub mod telemetry;

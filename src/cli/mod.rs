@@ -8,6 +8,7 @@ use crate::VERSION;
 use crate::webhook::resources;
 
 mod leader;
+pub mod plugin;
 mod values;
 
 pub use leader::LeaderArgs;
@@ -109,6 +110,18 @@ pub enum Command {
     Crd,
     /// Print the version number and build information
     Version,
+    /// The kubectl plugin: run errands, see their runs and outputs (`quarks-job qjob --help`)
+    #[command(disable_help_flag = true)]
+    Qjob {
+        /// The plugin's arguments, as for `kubectl qjob`
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Print a shell completion script for quarks-job (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Log settings.
