@@ -51,7 +51,13 @@ pub async fn complete(
         .iter()
         .find(|r| r.job_name == job_name)
         .and_then(|r| r.started.as_ref().map(|s| s.0));
-    let outputs = runs::outputs(&metas, owner.name, from, outcome.finished.unwrap_or(now));
+    let after = runs::previous_end(&st.runs, &job_name);
+    let outputs = runs::outputs(
+        &metas,
+        owner.name,
+        (from, after),
+        outcome.finished.unwrap_or(now),
+    );
     let written = outputs.0.clone();
     let changed = runs::merge_outcome(&mut st.runs, &job_name, outcome, outputs, now);
     if changed && !written.is_empty() {

@@ -262,11 +262,13 @@ fn failed_container(pod: &Pod) -> Option<(String, i32)> {
 
 /// The Secrets of the QuarksJob `qjob` (by its label, which persist-output puts on everything it
 /// writes) last written between `from` and `to` (a second of slack each side: API times have
-/// seconds only), sorted by name; at most [`MAX_OUTPUTS`], and how many more there were.
+/// seconds only) and strictly after `after` (the end of the run before, whose own writes may fall
+/// into the same second as this run's start), sorted by name; at most [`MAX_OUTPUTS`], and how
+/// many more there were.
 pub fn outputs(
     secrets: &[ObjectMeta],
     qjob: &str,
-    from: Option<Timestamp>,
+    (from, after): (Option<Timestamp>, Option<Timestamp>),
     to: Timestamp,
 ) -> (Vec<RunOutput>, i64) {
     let slack = SignedDuration::from_secs(1);
@@ -282,7 +284,9 @@ pub fn outputs(
         })
         .filter(|m| {
             let written = last_write(m);
-            written.is_some_and(|w| from.is_none_or(|f| w >= f) && w <= to)
+            written.is_some_and(|w| {
+                from.is_none_or(|f| w >= f) && after.is_none_or(|a| w > a) && w <= to
+            })
         })
         .filter_map(|m| {
             Some(RunOutput {
@@ -309,6 +313,15 @@ fn last_write(meta: &ObjectMeta) -> Option<Timestamp> {
         .filter_map(|e| e.time.as_ref().map(|t| t.0))
         .max()
         .or(meta.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// The end of the newest finished run before the run of the Job `job` (see [`outputs`]).
+pub fn previous_end(runs: &[RunRecord], job: &str) -> Option<Timestamp> {
+    let run = runs.iter().find(|r| r.job_name == job)?.run;
+    runs.iter()
+        .filter(|r| r.run < run)
+        .filter_map(|r| r.finished.as_ref().map(|f| f.0))
+        .max()
 }
 
 /// Complete the record of the Job `job` with its outcome and outputs (once: a record that is

@@ -187,7 +187,7 @@ fn outputs_are_the_secrets_of_the_quarksjob_written_during_the_run() {
     let (found, omitted) = outputs(
         &secrets,
         "qj",
-        Some(at("2026-01-01T00:00:30Z")),
+        (Some(at("2026-01-01T00:00:30Z")), None),
         at("2026-01-01T00:02:00Z"),
     );
     assert_eq!(
@@ -205,11 +205,28 @@ fn outputs_are_the_secrets_of_the_quarksjob_written_during_the_run() {
         "the earlier version and the other QuarksJob's Secret are not this run's; a second of slack"
     );
     assert_eq!(omitted, 0);
+    // the run before ended in the second its last write happened: not this run's
+    let (found, _) = outputs(
+        &secrets,
+        "qj",
+        (
+            Some(at("2026-01-01T00:01:00Z")),
+            Some(at("2026-01-01T00:01:00Z")),
+        ),
+        at("2026-01-01T00:02:00Z"),
+    );
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].name, "plain");
+    let mut before = rec(1);
+    before.finished = Some(Time(t(5)));
+    let runs_ = vec![rec(3), rec(2), before];
+    assert_eq!(previous_end(&runs_, "job-3"), Some(t(5)));
+    assert_eq!(previous_end(&runs_, "job-1"), None);
 
     let many: Vec<ObjectMeta> = (0..25)
         .map(|i| secret(&format!("s{i:02}"), "qj", None, "2026-01-01T00:01:00Z"))
         .collect();
-    let (found, omitted) = outputs(&many, "qj", None, at("2026-01-01T00:02:00Z"));
+    let (found, omitted) = outputs(&many, "qj", (None, None), at("2026-01-01T00:02:00Z"));
     assert_eq!((found.len(), omitted), (MAX_OUTPUTS, 5));
 }
 
@@ -275,7 +292,7 @@ fn a_full_history_stays_small() {
                 )
             })
             .collect();
-        let (o, omitted) = outputs(&outs, "qj", None, Timestamp::now());
+        let (o, omitted) = outputs(&outs, "qj", (None, None), Timestamp::now());
         r.outputs = o;
         r.outputs_omitted = omitted;
         r.reason = Some(cut(&long));
