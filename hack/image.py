@@ -8,7 +8,8 @@ a root directory assembled here, for `skopeo copy docker-archive:... docker://..
     hack/image.py layout                                        the operator image's layout (JSON)
 
 The operator image has the layout of the Dockerfile's final stage, read from the Dockerfile
-itself (the one definition): the binary where its `COPY --from=builder` puts it, its `USER`,
+itself (the one definition): the binary where its `COPY --from=builder` puts it, the symlinks
+of the builder stage a directory `COPY` takes over (`kubectl-qjob`), its `USER`,
 `ENTRYPOINT` and `EXPOSE`, the shared libraries the binary needs (the distroless base's role),
 and an /etc/passwd naming the user. tests/image.rs checks that the two agree.
 """
@@ -29,20 +30,30 @@ PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def dockerfile_layout(path):
-    """The final stage of the Dockerfile: binary path, user, entrypoint, exposed ports."""
-    final = []
+    """The final stage of the Dockerfile: binary path, symlinks, user, entrypoint, exposed ports.
+
+    Symlinks: the `ln -s TARGET DIR/NAME` of any stage, for each `COPY --from=... DIR/ DEST/` of
+    the final stage (a directory copy keeps them symlinks): DEST/NAME -> TARGET."""
+    final, made = [], {}
     for line in open(path, encoding="utf-8"):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
+        for target, link in re.findall(r"ln -s (\S+) (\S+)", line):
+            made[link] = target
         if re.match(r"(?i)^FROM\s", line):
             final = []
         final.append(line)
-    layout = {"binary": None, "user": None, "entrypoint": None, "expose": []}
+    layout = {"binary": None, "links": {}, "user": None, "entrypoint": None, "expose": []}
     for line in final:
         word, _, rest = line.partition(" ")
         word, rest = word.upper(), rest.strip()
-        if word == "COPY" and rest.startswith("--from="):
+        if word == "COPY" and rest.startswith("--from=") and rest.split()[-2].endswith("/"):
+            src, dest = rest.split()[-2:]
+            for link, target in made.items():
+                if os.path.dirname(link) + "/" == src:
+                    layout["links"][dest.rstrip("/") + "/" + os.path.basename(link)] = target
+        elif word == "COPY" and rest.startswith("--from="):
             layout["binary"] = rest.split()[-1]
         elif word == "USER":
             layout["user"] = rest
@@ -50,7 +61,7 @@ def dockerfile_layout(path):
             layout["entrypoint"] = json.loads(rest)
         elif word == "EXPOSE":
             layout["expose"] += rest.split()
-    missing = [k for k, v in layout.items() if v in (None, [])]
+    missing = [k for k, v in layout.items() if v in (None, []) and k != "links"]
     if missing:
         sys.exit(f"image: the Dockerfile's final stage lacks {', '.join(missing)}")
     return layout
@@ -95,6 +106,10 @@ def tmp_dir(rootfs):
 
 def operator_rootfs(rootfs, binary, layout):
     install(binary, rootfs, layout["binary"])
+    for link, target in layout["links"].items():
+        path = os.path.join(rootfs, link.lstrip("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.symlink(target, path)
     for lib in shared_libraries(binary):
         install(os.path.realpath(lib), rootfs, lib)
     uid, _, gid = layout["user"].partition(":")

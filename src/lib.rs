@@ -15,6 +15,7 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod persist;
+pub mod plugin;
 pub mod reconcile;
 pub mod runtime;
 pub mod telemetry;

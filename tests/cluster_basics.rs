@@ -176,7 +176,21 @@ async fn kubectl_get_shows_the_printer_columns() {
 
     let out = kubectl(&shared().kubeconfig, &["get", "qjob", "-n", &ns]).unwrap();
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "COMPLETED", "AGE"], "{out}");
+    // upstream's strategy column is shown by default now, with the run history's columns
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "COMPLETED",
+            "STRATEGY",
+            "LAST",
+            "RUN",
+            "FINISHED",
+            "RUNS",
+            "AGE"
+        ],
+        "{out}"
+    );
 
     let wide = kubectl(
         &shared().kubeconfig,
@@ -191,6 +205,10 @@ async fn kubectl_get_shows_the_printer_columns() {
             "NAME",
             "COMPLETED",
             "STRATEGY",
+            "LAST",
+            "RUN",
+            "FINISHED",
+            "RUNS",
             "UPDATEONCONFIGCHANGE",
             "AGE"
         ],

@@ -20,7 +20,7 @@ fn chart_file(file: &str) -> Value {
 /// management, an existing service account, scheduling, retention, JSON logs.
 const NOTABLE: &[&str] = &[
     "--set",
-    "applyCRD=false,logFormat=json,logLevel=info,maxWorkers=4,versionedSecretHistory=3,jobHistory=7",
+    "applyCRD=false,logFormat=json,logLevel=info,maxWorkers=4,versionedSecretHistory=3,jobHistory=7,runHistory=9",
     "--set",
     "serviceAccount.create=false,serviceAccount.name=my-operator",
     "--set",
@@ -111,6 +111,7 @@ fn bad_values_are_rejected_naming_the_value() {
     assert!(render("logLevel=verbose").contains("logLevel"));
     assert!(render("maxWorkers=0").contains("maxWorkers"));
     assert!(render("jobHistory=-1").contains("jobHistory"));
+    assert!(render("runHistory=21").contains("runHistory"));
     assert!(render("global.image.pullPolicy=Sometimes").contains("pullPolicy"));
     assert!(render("outputPersist.resources.limits.memory=128MB").contains("memory"));
     let e = render("global.image.credentials.username=u,global.image.credentials.servername=r");
@@ -133,6 +134,10 @@ fn default_values_render_a_consistent_operator_with_upstream_names() {
     assert_eq!(
         env_value(c, "JOB_HISTORY"),
         Some(quarks_job::reconcile::DEFAULT_JOB_HISTORY.to_string())
+    );
+    assert_eq!(
+        env_value(c, "RUN_HISTORY"),
+        Some(quarks_job::reconcile::DEFAULT_RUN_HISTORY.to_string())
     );
     // the output container's resources are the binary's defaults
     let defaults = quarks_job::webhook::resources::OutputResources::DEFAULTS;
@@ -277,6 +282,7 @@ fn notable_values_reach_the_operator() {
     assert_eq!(env("MAX_WORKERS").as_deref(), Some("4"));
     assert_eq!(env("VERSIONED_SECRET_HISTORY").as_deref(), Some("3"));
     assert_eq!(env("JOB_HISTORY").as_deref(), Some("7"));
+    assert_eq!(env("RUN_HISTORY").as_deref(), Some("9"));
     assert_eq!(env("MONITORED_ID").as_deref(), Some("blue"));
     // the output container's resources: one changed, one removed, the others the defaults
     assert_eq!(

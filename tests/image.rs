@@ -17,6 +17,8 @@ use support::manifests::{find, rendered};
 #[derive(Debug, PartialEq)]
 struct FinalStage {
     binary: String,
+    /// Symlinks the builder stage makes (`ln -s`) that a directory COPY takes over.
+    links: std::collections::BTreeMap<String, String>,
     user: String,
     entrypoint: Vec<String>,
     expose: Vec<String>,
@@ -25,9 +27,19 @@ struct FinalStage {
 fn dockerfile_final_stage() -> FinalStage {
     let text = std::fs::read_to_string(support::repo_root().join("Dockerfile")).unwrap();
     let mut stage = Vec::new();
+    let mut made: Vec<(String, String)> = Vec::new();
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
             continue;
+        }
+        let mut words = line.split_whitespace().peekable();
+        while let Some(w) = words.next() {
+            if w == "ln" && words.peek() == Some(&"-s") {
+                words.next();
+                if let (Some(target), Some(link)) = (words.next(), words.next()) {
+                    made.push((target.to_string(), link.to_string()));
+                }
+            }
         }
         if line.to_ascii_uppercase().starts_with("FROM ") {
             stage.clear();
@@ -35,15 +47,27 @@ fn dockerfile_final_stage() -> FinalStage {
         stage.push(line);
     }
     let mut binary = None;
+    let mut links = std::collections::BTreeMap::new();
     let mut user = None;
     let mut entrypoint = None;
     let mut expose = Vec::new();
     for line in stage {
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let parts: Vec<&str> = rest.split_whitespace().collect();
         match word.to_ascii_uppercase().as_str() {
-            "COPY" if rest.starts_with("--from=") => {
-                binary = rest.split_whitespace().last().map(String::from)
+            "COPY" if rest.starts_with("--from=") && parts[parts.len() - 2].ends_with('/') => {
+                let (src, dest) = (parts[parts.len() - 2], parts[parts.len() - 1]);
+                for (target, link) in &made {
+                    let (dir, name) = link.rsplit_once('/').unwrap();
+                    if format!("{dir}/") == src {
+                        links.insert(
+                            format!("{}/{name}", dest.trim_end_matches('/')),
+                            target.clone(),
+                        );
+                    }
+                }
             }
+            "COPY" if rest.starts_with("--from=") => binary = parts.last().map(|s| s.to_string()),
             "USER" => user = Some(rest.trim().to_string()),
             "ENTRYPOINT" => entrypoint = Some(serde_json::from_str(rest).unwrap()),
             "EXPOSE" => expose.extend(rest.split_whitespace().map(String::from)),
@@ -52,6 +76,7 @@ fn dockerfile_final_stage() -> FinalStage {
     }
     FinalStage {
         binary: binary.expect("COPY --from in the final stage"),
+        links,
         user: user.expect("USER in the final stage"),
         entrypoint: entrypoint.expect("ENTRYPOINT in the final stage"),
         expose,
@@ -85,6 +110,15 @@ fn the_local_image_has_the_dockerfiles_layout_and_runs() {
     // hack/image.py reads the same stage
     let layout = read_json_str(&run(image_py().arg("layout")));
     assert_eq!(layout["binary"], stage.binary.as_str());
+    assert_eq!(layout["links"], serde_json::json!(stage.links));
+    // the kubectl plugin is the binary under its plugin name
+    assert_eq!(
+        stage
+            .links
+            .get("/usr/local/bin/kubectl-qjob")
+            .map(String::as_str),
+        Some("quarks-job")
+    );
     assert_eq!(layout["user"], stage.user.as_str());
     assert_eq!(layout["entrypoint"], serde_json::json!(stage.entrypoint));
     assert_eq!(layout["expose"], serde_json::json!(stage.expose));
@@ -166,6 +200,20 @@ fn the_local_image_has_the_dockerfiles_layout_and_runs() {
     assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
     let help = in_image(&["persist-output", "--help"]);
     assert!(help.contains("--output-dir"), "{help}");
+    // the plugin, through its symlink (argv[0] decides)
+    for (link, target) in &stage.links {
+        let path = rootfs.join(link.trim_start_matches('/'));
+        assert_eq!(
+            std::fs::read_link(&path).unwrap().to_str(),
+            Some(target.as_str()),
+            "{link} is a symlink"
+        );
+    }
+    let plugin = run(Command::new("unshare")
+        .arg(format!("--root={}", rootfs.display()))
+        .args(["--setuid", uid, "--setgid", gid])
+        .args(["/usr/local/bin/kubectl-qjob", "--help"]));
+    assert!(plugin.starts_with("Run QuarksJob errands"), "{plugin}");
 }
 
 fn read_json_str(text: &str) -> Value {

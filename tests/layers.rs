@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "leader",
             "persist",
             "health",
+            "plugin",
         ],
     ),
     ("wiring", &["operator", "error", "cli"]),

@@ -7,10 +7,11 @@ use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::VERSION;
-use crate::reconcile::DEFAULT_JOB_HISTORY;
+use crate::reconcile::{DEFAULT_JOB_HISTORY, DEFAULT_RUN_HISTORY};
 use crate::webhook::resources;
 
 mod leader;
+pub mod plugin;
 mod settings;
 mod values;
 
@@ -28,6 +29,7 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_IMAGE_REPOSITORY",
     "DOCKER_IMAGE_TAG",
     "JOB_HISTORY",
+    "RUN_HISTORY",
     "KUBECONFIG",
     "LOG_LEVEL",
     "LOG_FORMAT",
@@ -107,6 +109,18 @@ pub enum Command {
     Crd,
     /// Print the version number and build information
     Version,
+    /// The kubectl plugin: run errands, see their runs and outputs (`quarks-job qjob --help`)
+    #[command(disable_help_flag = true)]
+    Qjob {
+        /// The plugin's arguments, as for `kubectl qjob`
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Print a shell completion script for quarks-job (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Log settings.
@@ -215,6 +229,11 @@ pub struct OperatorArgs {
     #[arg(long, env = "JOB_HISTORY", hide_env = true,
           default_value_t = DEFAULT_JOB_HISTORY)]
     pub job_history: u32,
+
+    /// (RUN_HISTORY) Runs kept in each QuarksJob's status.runs, newest first (at most 20, so the status stays small); 0 keeps none
+    #[arg(long, env = "RUN_HISTORY", hide_env = true, default_value_t = DEFAULT_RUN_HISTORY,
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub run_history: u32,
 
     /// (MAX_WORKERS) Maximum number of workers concurrently running the controller
     #[arg(long, env = "MAX_WORKERS", hide_env = true, default_value_t = 1,

@@ -34,6 +34,7 @@ fn reconcile_config(op: &OperatorArgs, metrics: Metrics) -> reconcile::Config {
         ctx_timeout: Duration::from_secs(op.ctx_timeout),
         meltdown: Duration::from_secs(op.meltdown_duration),
         job_history: op.job_history as usize,
+        run_history: op.run_history as usize,
         reporter: "quarks-job".into(),
         metrics,
     }

@@ -35,6 +35,21 @@ fn upstream_defaults() {
     assert_eq!(cli.operator.job_history, DEFAULT_JOB_HISTORY);
     let cli = parse(&["--job-history", "0"]).unwrap();
     assert_eq!(cli.operator.job_history, 0, "0 keeps all");
+    assert_eq!(
+        parse(&[]).unwrap().operator.run_history,
+        DEFAULT_RUN_HISTORY
+    );
+    assert_eq!(
+        parse(&["--run-history", "20"])
+            .unwrap()
+            .operator
+            .run_history,
+        20
+    );
+    assert!(
+        parse(&["--run-history", "21"]).is_err(),
+        "the status stays small"
+    );
 }
 
 #[test]

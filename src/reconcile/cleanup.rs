@@ -25,7 +25,7 @@ use serde_json::json;
 
 use super::context::{Context, is_not_found, kube_error};
 use super::error::Result;
-use super::events::{self, EventType, publish};
+use super::events::{self, EventType, job_named, job_reference, publish_about};
 use super::history::{Leftover, beyond};
 use super::job::{JobPhase, Owner, deletes_pods, owner_reference, phase};
 use crate::core::api::labels::LABEL_QJOB_NAME;
@@ -58,7 +58,7 @@ pub async fn cleanup_succeeded(
             announced_delete(
                 ctx,
                 &object,
-                regarding,
+                (regarding, Some(&job_reference(job))),
                 (events::DELETING_JOBS_POD, "DeletePod"),
                 &format!("succeeded job's pod '{}/{pod_name}'", owner.namespace),
                 &format!("delete pod '{pod_name}'"),
@@ -97,9 +97,10 @@ pub async fn cleanup_succeeded(
                 "Keeping pods {} of succeeded job '{job_name}', now owned by the QuarksJob",
                 kept.join(", ")
             );
-            publish(
+            publish_about(
                 &ctx.recorder,
                 regarding,
+                Some(&job_reference(job)),
                 EventType::Normal,
                 events::KEEPING_PODS,
                 "KeepPods",
@@ -120,7 +121,7 @@ pub async fn cleanup_succeeded(
     announced_delete(
         ctx,
         &object,
-        regarding,
+        (regarding, Some(&job_reference(job))),
         (events::DELETING_JOB, "DeleteJob"),
         &format!("succeeded job '{}/{job_name}'", owner.namespace),
         &format!("delete Job '{job_name}'"),
@@ -166,7 +167,7 @@ pub async fn prune_history(
         announced_delete(
             ctx,
             &object,
-            regarding,
+            (regarding, Some(&job_named(regarding, &job))),
             (events::DELETING_JOB, "DeleteJob"),
             &format!(
                 "failed job '{}/{job}' (more than {keep} failed jobs)",
@@ -199,7 +200,7 @@ pub async fn prune_history(
         announced_delete(
             ctx,
             &object,
-            regarding,
+            (regarding, None),
             (events::DELETING_JOBS_POD, "DeletePod"),
             &format!(
                 "kept pod '{}/{pod}' (more than {keep} kept pods)",
@@ -219,15 +220,16 @@ pub async fn prune_history(
 async fn announced_delete<T>(
     ctx: &Context,
     object: &str,
-    regarding: &ObjectReference,
+    (regarding, related): (&ObjectReference, Option<&ObjectReference>),
     (reason, event_action): (&str, &str),
     what: &str,
     action: &str,
     request: impl Future<Output = kube::Result<T>>,
 ) -> Result<bool> {
-    publish(
+    publish_about(
         &ctx.recorder,
         regarding,
+        related,
         EventType::Normal,
         reason,
         event_action,
@@ -238,9 +240,10 @@ async fn announced_delete<T>(
         Ok(_) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
         Err(e) => {
-            publish(
+            publish_about(
                 &ctx.recorder,
                 regarding,
+                related,
                 EventType::Warning,
                 events::DELETE_ERROR,
                 event_action,

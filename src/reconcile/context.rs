@@ -24,6 +24,9 @@ pub type Watched = Lenient<QuarksJob>;
 /// The default of `--job-history`.
 pub const DEFAULT_JOB_HISTORY: u32 = 5;
 
+/// The default of `--run-history`.
+pub const DEFAULT_RUN_HISTORY: u32 = 5;
+
 /// The reconciler's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -39,6 +42,8 @@ pub struct Config {
     /// Per QuarksJob, at most this many pods kept of succeeded Jobs, and this many failed Jobs,
     /// are kept; the oldest are deleted first (`--job-history`; 0 keeps all).
     pub job_history: usize,
+    /// Runs kept in `status.runs` (`--run-history`; at most [`super::runs::MAX_RUNS`]).
+    pub run_history: usize,
     /// `reportingController` of the events.
     pub reporter: String,
     /// Where reconciles and Job transitions are counted ([`Config::new`] makes a registry of its
@@ -56,6 +61,7 @@ impl Config {
             ctx_timeout: Duration::from_secs(300),
             meltdown: Duration::from_secs(60),
             job_history: DEFAULT_JOB_HISTORY as usize,
+            run_history: DEFAULT_RUN_HISTORY as usize,
             reporter: "quarks-job".into(),
             metrics: Metrics::default(),
         }

@@ -1,7 +1,13 @@
 //! The reasons of the Kubernetes events (events.k8s.io/v1) the reconciler publishes about
 //! QuarksJobs (layer: feature). Publishing is [`crate::runtime::events::publish`]'s.
+//!
+//! Events about a run name that run's Job as `related` ([`publish_about`]): the recorder folds
+//! events with the same reason, object *and* related object into one series, so without it a
+//! re-run's `CreateJob` was counted into the first run's event, whose note named the first Job.
 
-pub use crate::runtime::events::{EventType, publish};
+use k8s_openapi::api::core::v1::ObjectReference;
+
+pub use crate::runtime::events::{EventType, publish, publish_about};
 
 /// A Job was created (upstream reason).
 pub const CREATE_JOB: &str = "CreateJob";
@@ -25,6 +31,10 @@ pub const JOB_FAILED: &str = "JobFailed";
 pub const JOB_SUCCEEDED: &str = "JobSucceeded";
 /// The referenced configuration changed; the QuarksJob runs again (new).
 pub const CONFIG_CHANGED: &str = "ConfigChanged";
+/// A run was triggered (a `now`/`once` strategy, by whom if known) (new).
+pub const TRIGGERED: &str = "Triggered";
+/// A finished run wrote Secrets: names and versions (new).
+pub const OUTPUT_WRITTEN: &str = "OutputWritten";
 /// The pods of a succeeded Job are kept, now owned by the QuarksJob (new).
 pub const KEEPING_PODS: &str = "KeepingPods";
 /// A reconcile failed (other than a QuarksJob that cannot work as written); the message says
@@ -36,3 +46,27 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 /// The QuarksJob's name cannot work (e.g. longer than the 63 characters of a label value);
 /// nothing runs (new).
 pub const INVALID_NAME: &str = "InvalidName";
+
+/// A reference to the Job `job_name` in the namespace of `regarding` (the `related` object of
+/// the events about its run).
+pub fn job_named(regarding: &ObjectReference, job_name: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        namespace: regarding.namespace.clone(),
+        name: Some(job_name.into()),
+        ..Default::default()
+    }
+}
+
+/// A reference to `job` (the `related` object of the events about its run).
+pub fn job_reference(job: &k8s_openapi::api::batch::v1::Job) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("batch/v1".into()),
+        kind: Some("Job".into()),
+        namespace: job.metadata.namespace.clone(),
+        name: job.metadata.name.clone(),
+        uid: job.metadata.uid.clone(),
+        ..Default::default()
+    }
+}

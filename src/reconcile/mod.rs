@@ -6,6 +6,7 @@
 //! | [`state`] | trigger state machine, crash-safe run protocol | pure |
 //! | [`job`] | building the Job, reading its outcome | pure |
 //! | [`status`] | conditions | pure |
+//! | [`runs`] | the run history in `status.runs`: record, outcome, outputs, trim | pure |
 //! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
@@ -13,6 +14,7 @@
 //! | `refs` | resolving references (GETs) | I/O |
 //! | `report` | a failing reconcile shown on the QuarksJob (condition, event) | I/O |
 //! | `run` | the four writes of a run | I/O |
+//! | `outcome` | a finished run's record: pods, output Secrets (metadata) | I/O |
 //! | `cleanup` | succeeded Jobs and their pods | I/O |
 //! | `reconciler` | one reconcile | I/O |
 //! | `controller` | watches and the controller loop | I/O |
@@ -29,13 +31,15 @@ pub mod events;
 pub mod history;
 pub mod job;
 pub mod mapping;
+mod outcome;
 mod reconciler;
 mod refs;
 mod report;
 mod run;
+pub mod runs;
 pub mod state;
 pub mod status;
 
-pub use context::{Config, DEFAULT_JOB_HISTORY};
+pub use context::{Config, DEFAULT_JOB_HISTORY, DEFAULT_RUN_HISTORY};
 pub use controller::{run_controller, run_controller_until};
 pub use error::{Error, Result, backoff};

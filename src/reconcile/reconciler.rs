@@ -18,12 +18,14 @@ use super::cleanup::{cleanup_succeeded, prune_history};
 use super::context::{Context, Watched};
 use super::digest::{Resolved, config_digest, missing};
 use super::error::{Error, Result, backoff};
-use super::events::{self, EventType, publish};
+use super::events::{self, EventType, job_reference, publish, publish_about};
 use super::job::{JobPhase, phase};
 use super::mapping::pod_spec;
+use super::outcome;
 use super::refs::resolve;
 use super::report::{self, Subject};
 use super::run::QJobRun;
+use super::runs;
 use super::state::{ConfigState, Decision, TriggerInput, decide, needs_references};
 use super::status;
 use crate::core::api::labels::LABEL_QJOB_NAME;
@@ -198,7 +200,19 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
                 requeue = (waiting.unwrap_or_default() / 2)
                     .clamp(Duration::from_secs(1), Duration::from_secs(30));
             } else {
-                t.run(plan, &job, exists, digest.clone()).await?;
+                let start = runs::start_of(
+                    plan.reason,
+                    input.strategy,
+                    t.qjob
+                        .metadata
+                        .managed_fields
+                        .as_deref()
+                        .unwrap_or_default(),
+                    &before.reference_digests,
+                    resolved.as_deref(),
+                    tracks,
+                );
+                t.run(plan, &job, exists, digest.clone(), start).await?;
                 st = t.qjob.status.clone().unwrap_or_default();
                 created_now = Some(job);
             }
@@ -217,6 +231,10 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
         for job in &jobs {
             track_job(t, &mut st, job, generation, now).await?;
         }
+        let present = |j: &str| {
+            jobs.iter().any(|job| job.name_any() == j) || created_now.as_deref() == Some(j)
+        };
+        runs::mark_lost(&mut st.runs, present, now);
         let last = st.last_job_name.as_deref();
         prune_history(ctx, &t.owner(), &t.regarding, &jobs, last, st.created_run).await?;
         if let Some(last) = st.last_job_name.clone() {
@@ -233,6 +251,7 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
     let written = t.qjob.status.clone().unwrap_or_default();
     if st != written {
         let body = json!({"status": {
+            "runs": st.runs,
             "completed": st.completed,
             "conditions": st.conditions,
             "observedGeneration": st.observed_generation,
@@ -273,6 +292,10 @@ async fn track_job(
     let job_name = job.name_any();
     let is_last = st.last_job_name.as_deref() == Some(job_name.as_str());
     let phase = phase(job);
+    if phase != JobPhase::Running {
+        // (before a succeeded Job and its pods are cleaned up)
+        outcome::complete(t, st, job, now).await?;
+    }
     match &phase {
         JobPhase::Succeeded => {
             // (the conditions also change with the generation: announce the outcome once)
@@ -282,9 +305,10 @@ async fn track_job(
                 && !known
             {
                 let note = format!("Job '{job_name}' of '{}' succeeded", t.object);
-                publish(
+                publish_about(
                     &t.ctx.recorder,
                     &t.regarding,
+                    Some(&job_reference(job)),
                     EventType::Normal,
                     events::JOB_SUCCEEDED,
                     "Complete",
@@ -305,13 +329,15 @@ async fn track_job(
                 && status::set_job_phase(&mut st.conditions, &job_name, &phase, generation, now)
                 && !known
             {
+                let exit = runs::exit_note(&st.runs, &job_name);
                 let note = format!(
-                    "Job '{job_name}' of '{}' failed ({reason}): {message}; it is kept for inspection",
+                    "Job '{job_name}' of '{}' failed ({reason}{exit}): {message}; it is kept for inspection",
                     t.object
                 );
-                publish(
+                publish_about(
                     &t.ctx.recorder,
                     &t.regarding,
+                    Some(&job_reference(job)),
                     EventType::Warning,
                     events::JOB_FAILED,
                     "Complete",

@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 
 use super::context::{Context, is_already_exists, kube_error};
 use super::error::{Error, Result};
-use super::events::{self, EventType, publish};
+use super::events::{self, EventType, job_named, publish, publish_about};
 use super::job::{JobPhase, Owner, build_job};
+use super::runs;
 use super::state::{RunPlan, RunReason};
 use super::status;
 use crate::core::api::{QuarksJob, QuarksJobStatus, Strategy};
@@ -108,13 +109,15 @@ impl QJobRun<'_> {
     }
 
     /// Run `plan` for the Job `job_name`; `exists` if the Job is already there. `digest` is the
-    /// config digest the Job is created from. Returns after step 4.
+    /// config digest the Job is created from; `start` what goes into the run's record. Returns
+    /// after step 4.
     pub async fn run(
         &mut self,
         plan: RunPlan,
         job_name: &str,
         exists: bool,
         digest: Option<String>,
+        start: runs::Start,
     ) -> Result<()> {
         if plan.allocate {
             self.patch_status(
@@ -127,27 +130,58 @@ impl QJobRun<'_> {
         if let Some(to) = plan.flip_to {
             self.set_strategy(to).await?;
         }
-        if plan.reason == RunReason::ConfigChange {
-            let note = format!(
-                "Referenced configuration of '{}' changed, running it again",
-                self.object
-            );
-            publish(
-                &self.ctx.recorder,
-                &self.regarding,
-                EventType::Normal,
-                events::CONFIG_CHANGED,
-                "CreateJob",
-                note,
-            )
-            .await;
-        }
+        self.announce_start(&plan, job_name, &start).await;
         if exists {
             self.already_running(job_name).await;
         } else {
             self.create_job(job_name).await?;
         }
-        self.record(plan.run, job_name, digest).await
+        self.record(plan.run, job_name, digest, start).await
+    }
+
+    /// Say why run `plan.run` starts: `Triggered` (by whom, if known) or `ConfigChanged` (which
+    /// references), naming the run's Job.
+    async fn announce_start(&self, plan: &RunPlan, job_name: &str, start: &runs::Start) {
+        let (reason, note) = if plan.reason == RunReason::ConfigChange {
+            let what = if start.changed.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", start.changed.join(", "))
+            };
+            let note = format!(
+                "Referenced configuration of '{}'{what} changed, running it again (run {}, job '{job_name}')",
+                self.object, plan.run
+            );
+            (events::CONFIG_CHANGED, note)
+        } else {
+            let by = start
+                .triggered_by
+                .as_deref()
+                .map(|m| format!(" by {m}"))
+                .unwrap_or_default();
+            let note = if start.trigger == "resumed" {
+                format!(
+                    "Run {} of '{}' resumed (started before, its Job not recorded yet), job '{job_name}'",
+                    plan.run, self.object
+                )
+            } else {
+                format!(
+                    "Run {} of '{}' triggered (strategy '{}'{by}), job '{job_name}'",
+                    plan.run, self.object, start.trigger
+                )
+            };
+            (events::TRIGGERED, note)
+        };
+        publish_about(
+            &self.ctx.recorder,
+            &self.regarding,
+            Some(&job_named(&self.regarding, job_name)),
+            EventType::Normal,
+            reason,
+            "CreateJob",
+            note,
+        )
+        .await;
     }
 
     /// The Job of this run exists already: say so (upstream's `AlreadyRunning`).
@@ -156,9 +190,10 @@ impl QJobRun<'_> {
             "Skip '{}': job '{job_name}' already exists (already running)",
             self.object
         );
-        publish(
+        publish_about(
             &self.ctx.recorder,
             &self.regarding,
+            Some(&job_named(&self.regarding, job_name)),
             EventType::Normal,
             events::ALREADY_RUNNING,
             "CreateJob",
@@ -192,9 +227,10 @@ impl QJobRun<'_> {
             Ok(_) => {
                 self.ctx.config.metrics.jobs.created.inc();
                 let note = format!("Created errand job '{job_name}' for '{}'", self.object);
-                publish(
+                publish_about(
                     &self.ctx.recorder,
                     &self.regarding,
+                    Some(&job_named(&self.regarding, job_name)),
                     EventType::Normal,
                     events::CREATE_JOB,
                     "CreateJob",
@@ -212,9 +248,10 @@ impl QJobRun<'_> {
                     "Failed to create job '{job_name}' for '{}': {e}",
                     self.object
                 );
-                publish(
+                publish_about(
                     &self.ctx.recorder,
                     &self.regarding,
+                    Some(&job_named(&self.regarding, job_name)),
                     EventType::Warning,
                     events::CREATE_JOB_ERROR,
                     "CreateJob",
@@ -227,7 +264,13 @@ impl QJobRun<'_> {
     }
 
     /// Step 4: the Job of run `run` exists.
-    async fn record(&mut self, run: i64, job_name: &str, digest: Option<String>) -> Result<()> {
+    async fn record(
+        &mut self,
+        run: i64,
+        job_name: &str,
+        digest: Option<String>,
+        start: runs::Start,
+    ) -> Result<()> {
         let now = Timestamp::now();
         let generation = self.qjob.metadata.generation;
         let mut st: QuarksJobStatus = self.qjob.status.clone().unwrap_or_default();
@@ -247,7 +290,31 @@ impl QJobRun<'_> {
             st.config_digest = digest;
         }
         st.observed_generation = generation;
+        // the run history (`runs`): one small hook
+        let keep = self.ctx.config.run_history;
+        runs::record(
+            &mut st.runs,
+            runs::started(run, job_name, &start, now),
+            keep,
+        );
+        // (a merge patch: references gone are written as null)
+        let mut refs_patch = serde_json::Map::new();
+        if let Some(refs) = start.reference_digests {
+            for gone in st
+                .reference_digests
+                .keys()
+                .filter(|k| !refs.contains_key(*k))
+            {
+                refs_patch.insert(gone.clone(), Value::Null);
+            }
+            for (k, v) in &refs {
+                refs_patch.insert(k.clone(), json!(v));
+            }
+            st.reference_digests = refs;
+        }
         let body = json!({"status": {
+            "runs": st.runs,
+            "referenceDigests": refs_patch,
             "requestedRun": st.requested_run,
             "createdRun": st.created_run,
             "lastJobName": st.last_job_name,

@@ -18,6 +18,21 @@ pub async fn publish(
     action: &str,
     note: String,
 ) {
+    publish_about(recorder, regarding, None, type_, reason, action, note).await
+}
+
+/// [`publish`], with `related` as the event's related object (e.g. a run's Job). The recorder
+/// folds events with the same reason, object *and* related object into one series, so events
+/// about different related objects stay apart.
+pub async fn publish_about(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    related: Option<&ObjectReference>,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let object = format!(
         "{}/{}",
         regarding.namespace.as_deref().unwrap_or_default(),
@@ -33,7 +48,7 @@ pub async fn publish(
         reason: reason.into(),
         note: Some(truncate(note, 1024)),
         action: action.into(),
-        secondary: None,
+        secondary: related.cloned(),
     };
     match tokio::time::timeout(PUBLISH_TIMEOUT, recorder.publish(&event, regarding)).await {
         Ok(Ok(())) => {}

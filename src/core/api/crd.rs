@@ -65,7 +65,11 @@ mod tests {
             cols,
             vec![
                 ("completed".into(), ".status.completed".into(), 0),
-                ("strategy".into(), ".spec.trigger.strategy".into(), 10),
+                // upstream's column, shown by default now (upstream: priority 10, `-o wide`)
+                ("strategy".into(), ".spec.trigger.strategy".into(), 0),
+                ("last run".into(), ".status.runs[0].result".into(), 0),
+                ("finished".into(), ".status.runs[0].finished".into(), 0),
+                ("runs".into(), ".status.createdRun".into(), 0),
                 (
                     "updateOnConfigChange".into(),
                     ".spec.updateOnConfigChange".into(),

@@ -26,7 +26,10 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     doc = "QuarksJob runs a batch Job on demand (errand) or automatically, and turns the JSON files its containers write into Secrets.",
     printcolumn = r#"{"name": "completed", "type": "boolean", "jsonPath": ".status.completed"}"#,
-    printcolumn = r#"{"name": "strategy", "type": "string", "jsonPath": ".spec.trigger.strategy", "priority": 10}"#,
+    printcolumn = r#"{"name": "strategy", "type": "string", "jsonPath": ".spec.trigger.strategy"}"#,
+    printcolumn = r#"{"name": "last run", "type": "string", "description": "The result of the newest run", "jsonPath": ".status.runs[0].result"}"#,
+    printcolumn = r#"{"name": "finished", "type": "date", "description": "When the newest run finished", "jsonPath": ".status.runs[0].finished"}"#,
+    printcolumn = r#"{"name": "runs", "type": "integer", "description": "Runs started so far", "jsonPath": ".status.createdRun"}"#,
     printcolumn = r#"{"name": "updateOnConfigChange", "type": "boolean", "jsonPath": ".spec.updateOnConfigChange", "priority": 20}"#,
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
@@ -204,6 +207,74 @@ pub struct QuarksJobStatus {
     /// (`updateOnConfigChange` re-runs when it differs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_digest: Option<String>,
+
+    /// Per referenced ConfigMap/Secret (`<Kind>/<name as written>`), a short digest of what it
+    /// resolved to at the last run, to name the reference whose change started a re-run
+    /// (`updateOnConfigChange` only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reference_digests: BTreeMap<String, String>,
+
+    /// The last runs, newest first: at most `--run-history` of them (default 5, at most 20),
+    /// each with at most 20 outputs, so the status stays a few kilobytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<RunRecord>,
+}
+
+/// One run of a QuarksJob in `status.runs`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    /// The run number (`status.createdRun` when it started).
+    pub run: i64,
+    /// What started it: `now`, `once`, `configChange`, or `resumed` (a run started before a
+    /// restart whose trigger was consumed already).
+    pub trigger: String,
+    /// The field manager that last set `spec.trigger.strategy` (e.g. `kubectl-qjob`,
+    /// `kubectl-patch`), from `metadata.managedFields`, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triggered_by: Option<String>,
+    /// For `configChange`: the references whose content changed (`<Kind>/<name>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+    /// The run's Job.
+    pub job_name: String,
+    /// The pod the result is read from (the newest pod of the Job), once the Job finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_name: Option<String>,
+    /// When the Job was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Time>,
+    /// When the Job finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<Time>,
+    /// `Running`, `Succeeded`, `Failed`, or `Unknown` (the Job disappeared before it finished).
+    pub result: String,
+    /// Why it failed: the Job's reason (e.g. `BackoffLimitExceeded`), or `JobNotFound`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The container that failed, in the pod named by `podName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Its exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The Secrets the run wrote (never their data).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<RunOutput>,
+    /// How many more Secrets it wrote than `outputs` lists (capped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub outputs_omitted: i64,
+}
+
+/// A Secret a run wrote.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOutput {
+    /// The Secret's name (for a versioned secret, the version's name `<name>-v<N>`).
+    pub name: String,
+    /// The version number of a versioned secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
 }
 
 fn is_zero(n: &i64) -> bool {
