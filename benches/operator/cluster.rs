@@ -1,4 +1,6 @@
-//! Measurements against the real control plane with the operator's release binary.
+//! The measurements on the control plane: the operator's release binary started once, a watch
+//! that notes when each Job appears, and the bare kube-rs controller the operator is compared
+//! with (a ConfigMap watch that creates a Job for each new ConfigMap).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,22 +10,24 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
-use quarks_job::core::api::QuarksJob;
 use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
 use serde_json::json;
 
-use crate::{Row, Stats, fmt_duration};
+use crate::{Row, wants};
 
-const NS: &str = "bench";
+/// The monitored namespace everything is measured in.
+pub const NS: &str = "bench";
 const OPERATOR_NS: &str = "quarks-bench";
-const QUARKS_JOBS_IN_CACHE: usize = 500;
+/// The label of the bare controller's ConfigMaps, and of its Jobs (naming the ConfigMap).
+pub const BARE_LABEL: &str = "bench.quarks/bare";
 
-async fn client(kubeconfig: &Path) -> Client {
+pub async fn client(kubeconfig: &Path) -> Client {
     let kc = Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
     let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
         .await
@@ -36,7 +40,7 @@ fn free_port() -> u16 {
 }
 
 /// `VmRSS` and `VmHWM` of a process, in bytes.
-fn memory(pid: u32) -> (u64, u64) {
+pub fn memory(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     let field = |name: &str| {
         status
@@ -74,61 +78,157 @@ async fn namespace(client: &Client, name: &str, labels: serde_json::Value) {
         .expect("namespace");
 }
 
-fn qjob(name: &str, strategy: &str) -> QuarksJob {
-    serde_json::from_value(json!({
-        "apiVersion": "quarks.cloudfoundry.org/v1alpha1",
-        "kind": "QuarksJob",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "trigger": {"strategy": strategy},
-            "template": {"spec": {"backoffLimit": 0, "template": {"spec": {
-                "restartPolicy": "Never",
-                "containers": [{"name": "work", "image": "busybox", "command": ["true"]}]
-            }}}}
-        }
-    }))
-    .unwrap()
+/// When each Job appeared: `q/<QuarksJob>` for the operator's, `b/<ConfigMap>` for the bare
+/// controller's.
+#[derive(Clone, Default)]
+pub struct Seen(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl Seen {
+    /// When the Job of `key` was first seen.
+    pub fn at(&self, key: &str) -> Option<Instant> {
+        self.0.lock().unwrap().get(key).copied()
+    }
+
+    /// How many of `keys` were seen.
+    pub fn count<'a>(&self, keys: impl IntoIterator<Item = &'a String>) -> usize {
+        let seen = self.0.lock().unwrap();
+        keys.into_iter().filter(|k| seen.contains_key(*k)).count()
+    }
+
+    fn watch(&self, client: &Client) -> tokio::task::JoinHandle<()> {
+        let seen = self.clone();
+        let jobs: Api<PartialObjectMeta<Job>> = Api::namespaced(client.clone(), NS);
+        tokio::spawn(
+            watcher(jobs, watcher::Config::default()).for_each(move |event| {
+                if let Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) = event {
+                    let key = job
+                        .labels()
+                        .get(LABEL_QJOB_NAME)
+                        .map(|q| format!("q/{q}"))
+                        .or_else(|| job.labels().get(BARE_LABEL).map(|b| format!("b/{b}")));
+                    if let Some(key) = key {
+                        seen.0
+                            .lock()
+                            .unwrap()
+                            .entry(key)
+                            .or_insert_with(Instant::now);
+                    }
+                }
+                futures::future::ready(())
+            }),
+        )
+    }
 }
 
-fn pod(name: &str, labelled: bool) -> Pod {
-    let labels = if labelled {
-        json!({ LABEL_QJOB_NAME: "t0" })
-    } else {
-        json!({})
-    };
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": NS, "labels": labels},
-        "spec": {"containers": [{"name": "work", "image": "busybox"}]}
-    }))
-    .unwrap()
+/// The bare controller: a ConfigMap watch (label [`BARE_LABEL`]) that creates one Job per new
+/// ConfigMap, each create in its own task (no queue, no limit).
+fn bare_controller(client: &Client) -> tokio::task::JoinHandle<()> {
+    let cms: Api<PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), NS);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    let mut done = std::collections::HashSet::new();
+    tokio::spawn(
+        watcher(cms, watcher::Config::default().labels(BARE_LABEL)).for_each(move |event| {
+            if let Ok(watcher::Event::Apply(cm)) = event
+                && done.insert(cm.name_any())
+            {
+                let (jobs, name) = (jobs.clone(), cm.name_any());
+                tokio::spawn(async move {
+                    let job: Job = serde_json::from_value(json!({
+                        "metadata": {"name": format!("bare-{name}"), "labels": {BARE_LABEL: name}},
+                        "spec": {"backoffLimit": 0, "template": {"spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "work", "image": "busybox", "command": ["true"]}]
+                        }}}
+                    }))
+                    .unwrap();
+                    jobs.create(&PostParams::default(), &job)
+                        .await
+                        .expect("bare: create Job");
+                });
+            }
+            futures::future::ready(())
+        }),
+    )
 }
 
-/// Wait until `check` holds, polling every millisecond, for at most 60 s.
-async fn until(what: &str, mut check: impl FnMut() -> bool) -> Instant {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// Wait until `check` holds, polling every millisecond, for at most `limit`; past it, say so
+/// and go on (the sample is then a lower bound: one stuck measurement must not lose the others).
+pub async fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Instant {
+    let deadline = Instant::now() + limit;
     while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "bench: timed out waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            eprintln!("bench: timed out after {limit:?} waiting for {what}; counted as {limit:?}");
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     Instant::now()
 }
 
-struct Operator(Child);
+/// The operator process (killed when dropped).
+pub struct Operator {
+    child: Child,
+    /// Its process id.
+    pub pid: u32,
+    /// Its webhook port on 127.0.0.1.
+    pub webhook: u16,
+}
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-/// Rows for the measurements on the control plane.
-pub async fn rows(kubeconfig: &Path, runs: usize) -> Vec<Row> {
+async fn start_operator(kubeconfig: &Path) -> (Operator, Duration) {
+    let health = free_port();
+    let webhook = free_port();
+    let started = Instant::now();
+    // (`QUARKS_BENCH_BIN`: another build of the operator, e.g. the one before a change)
+    let binary = std::env::var("QUARKS_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_quarks-job").into());
+    let mut command = Command::new(binary);
+    command
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .args([
+            "--operator-namespace",
+            OPERATOR_NS,
+            "--monitored-id",
+            "bench",
+        ])
+        .args(["--webhook-server-host", "127.0.0.1"])
+        .args(["--webhook-server-port", &webhook.to_string()])
+        .args(["--health-port", &health.to_string()])
+        .args(["--log-level", "warn"]);
+    if let Ok(workers) = std::env::var("QUARKS_BENCH_WORKERS") {
+        command.args(["--max-workers", &workers]);
+    }
+    let child = command
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the operator");
+    let operator = Operator {
+        pid: child.id(),
+        child,
+        webhook,
+    };
+    let deadline = started + Duration::from_secs(120);
+    while !ready(health).await {
+        assert!(
+            Instant::now() < deadline,
+            "the operator did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (operator, started.elapsed())
+}
+
+/// The sections selected by `BENCH` that run on the control plane.
+pub async fn sections(kubeconfig: &Path, runs: usize) -> Vec<(&'static str, Vec<Row>)> {
     let client = client(kubeconfig).await;
-    let mut rows = Vec::new();
     namespace(&client, OPERATOR_NS, json!({})).await;
     namespace(
         &client,
@@ -142,156 +242,74 @@ pub async fn rows(kubeconfig: &Path, runs: usize) -> Vec<Row> {
         assert!(Instant::now() < deadline, "no default ServiceAccount");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
-    let health = free_port();
-    let webhook = free_port();
-    let started = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_quarks-job"))
-        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-        .args([
-            "--operator-namespace",
-            OPERATOR_NS,
-            "--monitored-id",
-            "bench",
-        ])
-        .args(["--webhook-server-host", "127.0.0.1"])
-        .args(["--webhook-server-port", &webhook.to_string()])
-        .args(["--health-port", &health.to_string()])
-        .args(["--log-level", "warn"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the operator");
-    let operator = Operator(child);
-    let pid = operator.0.id();
-    let deadline = started + Duration::from_secs(120);
-    while !ready(health).await {
-        assert!(
-            Instant::now() < deadline,
-            "the operator did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let (operator, start) = start_operator(kubeconfig).await;
+    let (idle, _) = memory(operator.pid);
+    let seen = Seen::default();
+    let _watch = AbortOnDrop(seen.watch(&client));
+    let _bare = AbortOnDrop(bare_controller(&client));
+    let mut out = Vec::new();
+    if wants("trigger") {
+        let mut rows = vec![
+            Row::time(
+                "operator start → ready (CRD applied, certificates made, webhook registered, caches filled)",
+                start,
+                Duration::from_secs(5),
+            ),
+            Row::bytes("operator memory when idle (VmRSS)", idle, 50 << 20),
+        ];
+        rows.extend(crate::trigger::latency(&client, &seen, runs).await);
+        out.push(("trigger", rows));
     }
-    rows.push(Row::time(
-        "operator start → ready (CRD applied, certificates made, webhook registered, caches filled)",
-        started.elapsed(),
-        Duration::from_secs(5),
-    ));
-    let (idle, _) = memory(pid);
-    rows.push(Row::bytes(
-        "operator memory when idle (VmRSS)",
-        idle,
-        64 << 20,
-    ));
-
-    // trigger → Job, seen by a watch
-    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let watch = tokio::spawn({
-        let seen = seen.clone();
-        watcher(jobs, watcher::Config::default()).for_each(move |event| {
-            if let Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) = event
-                && let Some(owner) = job.labels().get(LABEL_QJOB_NAME)
-            {
-                seen.lock()
-                    .unwrap()
-                    .entry(owner.clone())
-                    .or_insert_with(Instant::now);
-            }
-            futures::future::ready(())
-        })
-    });
-    let qjobs: Api<QuarksJob> = Api::namespaced(client.clone(), NS);
-    let mut samples = Vec::new();
-    for i in 0..runs {
-        let name = format!("t{i}");
-        let start = Instant::now();
-        qjobs
-            .create(&PostParams::default(), &qjob(&name, "now"))
-            .await
-            .expect("create QuarksJob");
-        let at = until(&format!("the Job of {name}"), || {
-            seen.lock().unwrap().contains_key(&name)
-        })
-        .await;
-        samples.push(at - start);
+    if wants("burst") {
+        let mut rows = crate::trigger::burst(&client, &seen).await;
+        let (rss, peak) = memory(operator.pid);
+        rows.push(Row::bytes(
+            "operator memory after the burst (VmRSS)",
+            rss,
+            50 << 20,
+        ));
+        rows.push(Row::bytes(
+            "operator peak memory so far (VmHWM)",
+            peak,
+            64 << 20,
+        ));
+        out.push(("burst", rows));
     }
-    watch.abort();
-    let trigger = Stats::of(samples);
-    rows.push(Row::time(
-        "trigger → Job, p50",
-        trigger.p50,
-        Duration::from_secs(1),
-    ));
-    rows.push(Row::time(
-        "trigger → Job, p95",
-        trigger.p95,
-        Duration::from_secs(2),
-    ));
-
-    // pod admission through the webhook, against a pod it is not called for
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let dry = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for i in 0..runs.max(20) {
-        for (labelled, samples) in [(true, &mut with), (false, &mut without)] {
-            let start = Instant::now();
-            let created = pods
-                .create(&dry, &pod(&format!("p{i}"), labelled))
-                .await
-                .expect("pod create (dry run)");
-            samples.push(start.elapsed());
-            if labelled {
-                let mutated = created
-                    .spec
-                    .and_then(|s| s.volumes)
-                    .is_some_and(|v| v.iter().any(|v| v.name == "output-work"));
-                assert!(mutated, "the webhook did not add the output volume");
-            }
-        }
+    if wants("webhook") {
+        out.push((
+            "webhook",
+            crate::load::rows(&client, OPERATOR_NS, &operator).await,
+        ));
     }
-    let (with, without) = (Stats::of(with), Stats::of(without));
-    rows.push(Row::time(
-        format!(
-            "pod admission with the mutating webhook, p50 (without: {})",
-            fmt_duration(without.p50)
-        ),
-        with.p50,
-        without.p50 + Duration::from_millis(10),
-    ));
-    rows.push(Row::time(
-        "pod admission with the mutating webhook, max",
-        with.max,
-        Duration::from_millis(100),
-    ));
-
-    // memory with many QuarksJobs in the caches
-    for i in 0..QUARKS_JOBS_IN_CACHE {
-        qjobs
-            .create(&PostParams::default(), &qjob(&format!("m{i}"), "manual"))
-            .await
-            .expect("create QuarksJob");
+    if wants("hostile") {
+        out.push((
+            "hostile",
+            crate::hostile_rows::rows(
+                &client,
+                OPERATOR_NS,
+                NS,
+                operator.webhook,
+                operator.pid,
+                runs,
+            )
+            .await,
+        ));
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (rss, peak) = memory(pid);
-    rows.push(Row::bytes(
-        format!("operator memory with {QUARKS_JOBS_IN_CACHE} QuarksJobs (VmRSS)"),
-        rss,
-        96 << 20,
-    ));
-    rows.push(Row::bytes("operator peak memory (VmHWM)", peak, 128 << 20));
-    // (last: the adversarial bodies raise the peak memory measured above)
-    rows.extend(
-        crate::hostile_rows::rows(&client, OPERATOR_NS, NS, webhook, pid, runs, without.p50).await,
-    );
+    if wants("scale") {
+        out.push((
+            "scale",
+            crate::scale::rows(&client, OPERATOR_NS, &operator, &seen, runs).await,
+        ));
+    }
     drop(operator);
-    let size = std::fs::metadata(env!("CARGO_BIN_EXE_quarks-job"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    rows.push(Row::bytes("release binary size", size, 64 << 20));
-    rows
+    out
+}
+
+/// Aborts a task when dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -1,8 +1,14 @@
 //! `make bench`: speed and memory of quarks-job, measured on the real local control plane with
-//! the release binary, printed as a table and written to `docs/benchmarks.md`.
+//! the release binary, each figure next to a bare kube-rs client (or a bare axum+rustls
+//! responder) doing the same work, interleaved in the same run, and written to
+//! `docs/benchmarks.md`.
 //!
-//! Targets are goals to compare against, not assertions: a slow machine prints a miss, it does
-//! not fail a build. `QUARKS_BENCH_RUNS` sets the number of samples (default 30).
+//! Goals are for humans and the record, not assertions: a loaded machine prints a miss, it does
+//! not fail a build. `BENCH=trigger,webhook` selects sections (default: all of them, see
+//! [`SECTIONS`]); `QUARKS_BENCH_RUNS` sets the number of latency samples (default 30);
+//! `QUARKS_BENCH_SCALES` the sizes of the scale table (default `1,3,10`);
+//! `QUARKS_BENCH_WORKERS` passes `--max-workers` to the operator (default: its default);
+//! `QUARKS_BENCH_BIN` runs another build of the operator (e.g. the one before a change).
 
 #[allow(dead_code)] // the tests use more of it than the benchmark
 #[path = "../../tests/support/controlplane.rs"]
@@ -12,53 +18,108 @@ mod controlplane;
 #[path = "../../tests/support/hostile.rs"]
 mod hostile;
 
+mod bare;
 mod cluster;
+mod doc;
 mod hostile_rows;
+mod load;
 mod pure;
+mod scale;
+mod trigger;
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-/// One line of the table.
+/// The sections `BENCH` can select, in the order they run.
+pub const SECTIONS: [&str; 6] = ["pure", "trigger", "burst", "webhook", "hostile", "scale"];
+
+/// One line of a table.
 pub struct Row {
     /// What was measured.
     pub what: String,
-    /// The measurement.
+    /// The bare client's or responder's figure from the same run, if there is one.
+    pub bare: String,
+    /// quarks-job's figure.
     pub value: String,
+    /// quarks-job against the bare figure.
+    pub ratio: String,
     /// The goal, as text.
     pub target: String,
-    /// Whether the goal was met.
-    pub met: bool,
+    /// Whether the goal was met (`None`: a figure without a goal).
+    pub met: Option<bool>,
 }
 
 impl Row {
-    /// A duration measured against an upper bound.
-    pub fn time(what: impl Into<String>, value: Duration, target: Duration) -> Row {
+    fn new(what: impl Into<String>, value: String, target: String, met: Option<bool>) -> Row {
         Row {
             what: what.into(),
-            value: fmt_duration(value),
-            target: format!("< {}", fmt_duration(target)),
-            met: value < target,
+            bare: "—".into(),
+            value,
+            ratio: "—".into(),
+            target,
+            met,
         }
+    }
+
+    /// A duration measured against an upper bound.
+    pub fn time(what: impl Into<String>, value: Duration, target: Duration) -> Row {
+        Row::new(
+            what,
+            fmt_duration(value),
+            format!("< {}", fmt_duration(target)),
+            Some(value < target),
+        )
     }
 
     /// A size in bytes measured against an upper bound.
     pub fn bytes(what: impl Into<String>, value: u64, target: u64) -> Row {
+        Row::new(
+            what,
+            fmt_bytes(value),
+            format!("< {}", fmt_bytes(target)),
+            Some(value < target),
+        )
+    }
+
+    /// A figure without a goal.
+    pub fn info(what: impl Into<String>, value: impl Into<String>) -> Row {
+        Row::new(what, value.into(), "—".into(), None)
+    }
+
+    /// A latency against the bare one: met if at most `max` times it.
+    pub fn slower(what: impl Into<String>, bare: Duration, value: Duration, max: f64) -> Row {
+        let ratio = value.as_secs_f64() / bare.as_secs_f64().max(1e-9);
         Row {
             what: what.into(),
-            value: fmt_bytes(value),
-            target: format!("< {}", fmt_bytes(target)),
-            met: value < target,
+            bare: fmt_duration(bare),
+            value: fmt_duration(value),
+            ratio: format!("{ratio:.2}× slower"),
+            target: format!("≤ {max}×"),
+            met: Some(ratio <= max),
+        }
+    }
+
+    /// A rate (per second) against the bare one: met if at least `min` times it.
+    pub fn rate(what: impl Into<String>, unit: &str, bare: f64, value: f64, min: f64) -> Row {
+        let ratio = value / bare.max(1e-9);
+        Row {
+            what: what.into(),
+            bare: format!("{bare:.0} {unit}"),
+            value: format!("{value:.0} {unit}"),
+            ratio: format!("{ratio:.2}×"),
+            target: format!("≥ {min}×"),
+            met: Some(ratio >= min),
         }
     }
 }
 
-/// Median, 95th percentile and maximum of some samples.
+/// Percentiles of some samples.
 pub struct Stats {
     /// 50th percentile.
     pub p50: Duration,
     /// 95th percentile.
     pub p95: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
     /// The largest sample.
     pub max: Duration,
 }
@@ -72,6 +133,7 @@ impl Stats {
         Stats {
             p50: at(0.5),
             p95: at(0.95),
+            p99: at(0.99),
             max: *samples.last().unwrap(),
         }
     }
@@ -94,86 +156,59 @@ pub fn fmt_bytes(b: u64) -> String {
     format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
-/// The number of samples per measurement.
+/// The number of latency samples per measurement.
 pub fn runs() -> usize {
-    std::env::var("QUARKS_BENCH_RUNS")
+    env_number("QUARKS_BENCH_RUNS").unwrap_or(30)
+}
+
+fn env_number(name: &str) -> Option<usize> {
+    std::env::var(name)
         .ok()
         .and_then(|r| r.parse().ok())
         .filter(|r| *r > 0)
-        .unwrap_or(30)
 }
 
-fn table(rows: &[Row]) -> String {
-    let mut out = String::from("| measurement | result | target | met |\n|---|---|---|---|\n");
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} |",
-            r.what,
-            r.value,
-            r.target,
-            if r.met { "yes" } else { "**no**" }
-        );
-    }
-    out
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} CPUs ({model}), {}", std::env::consts::ARCH)
+/// Whether `BENCH` selects `section` (unset, empty or `all`: every section).
+pub fn wants(section: &str) -> bool {
+    let selected = std::env::var("BENCH").unwrap_or_default();
+    let selected = selected.trim();
+    selected.is_empty() || selected == "all" || selected.split(',').any(|s| s.trim() == section)
 }
 
 fn main() {
     quarks_job::install_crypto_provider();
     let runs = runs();
-    eprintln!("bench: {runs} samples per measurement");
-    let mut rows = pure::rows();
-    eprintln!("bench: starting the control plane ...");
-    let mut cp =
-        controlplane::ControlPlane::start().unwrap_or_else(|e| panic!("control plane: {e}"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rows.extend(runtime.block_on(cluster::rows(&cp.kubeconfig, runs)));
-    cp.stop();
-
-    let table = table(&rows);
-    println!("{table}");
-    let doc = format!(
-        "# Benchmarks\n\n\
-         Written by `make bench` (`benches/operator/`): the release binary against the local \
-         control plane (etcd, kube-apiserver and kube-controller-manager 1.20.2 on loopback), \
-         {runs} samples per measurement. Targets are goals, not test assertions; a loaded or \
-         slow machine misses them without failing anything.\n\n\
-         Machine: {}.\n\n{table}\n\
-         How each is measured:\n\n\
-         * **pod mutation**: the pure function `webhook::mutate` on a pod with two containers, an \
-           init container and a versioned secret reference among 20 versions.\n\
-         * **trigger → Job**: creating a `strategy: now` QuarksJob until its Job is seen by a watch. \
-           Upstream waited a fixed 10 s (\"meltdown\") before every Job.\n\
-         * **pod admission**: a pod create through the apiserver that calls the mutating webhook \
-           (TLS, the operator's caches), compared with a pod the webhook is not called for.\n\
-         * **memory**: resident set of the operator process (`VmRSS`; peak `VmHWM`) when idle, and \
-           with 500 QuarksJobs in its caches.\n\
-         * **hostile clients**: the same pod admission while 1,000 connections to the webhook port \
-           are held open, stalled before a complete request (a third without a byte, a third in \
-           the TLS handshake, a third in the request headers); then the largest bodies \
-           (7 MiB: numbers, short strings, one string, short keys) sent to `/mutate-pods` 4 at a \
-           time, and the process's peak resident memory (the Deployment's limit is 256 MiB).\n",
-        machine()
+    let unknown: Vec<String> = std::env::var("BENCH")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s != "all" && !SECTIONS.contains(&s.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "BENCH: unknown sections {unknown:?}; known: {SECTIONS:?}"
     );
+    eprintln!("bench: {runs} samples per latency");
+    let mut sections: Vec<(&'static str, Vec<Row>)> = Vec::new();
+    if wants("pure") {
+        sections.push(("pure", pure::rows()));
+    }
+    if SECTIONS[1..].iter().any(|s| wants(s)) {
+        eprintln!("bench: starting the control plane ...");
+        let mut cp =
+            controlplane::ControlPlane::start().unwrap_or_else(|e| panic!("control plane: {e}"));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        sections.extend(runtime.block_on(cluster::sections(&cp.kubeconfig, runs)));
+        cp.stop();
+    }
+    for (name, rows) in &sections {
+        println!("## {name}\n\n{}", doc::table(rows));
+    }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
-    std::fs::write(&path, doc).expect("write docs/benchmarks.md");
-    eprintln!("bench: wrote {}", path.display());
+    doc::update(&path, &sections);
+    eprintln!("bench: updated {}", path.display());
 }
