@@ -89,7 +89,14 @@ start() {
   local name=$1
   shift
   setsid nsenter -t "$(holder)" -m -n -- "$@" </dev/null >"$N/logs/$name.log" 2>&1 &
-  echo $! >"$N/run/$name.pid"
+  local pid=$!
+  echo $pid >"$N/run/$name.pid"
+  # until the child has exec'd, its command line is still this script's, and `alive` would take
+  # it for a component that exited (seen once, on a loaded machine, for the registry)
+  for _ in $(seq 50); do
+    alive "$name" || ! kill -0 "$pid" 2>/dev/null && break
+    sleep 0.1
+  done
 }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -393,7 +400,7 @@ down() {
     for c in kube-proxy kubelet scheduler kcm; do stop "$c"; done
     for p in $(container_pids); do kill -9 "$p" 2>/dev/null || true; done
     for c in containerd registry forward-in apiserver etcd; do stop "$c"; done
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
       alive containerd || alive apiserver || alive etcd || break
       sleep 0.1
     done
@@ -405,12 +412,12 @@ down() {
     done
     # the last process of the mount namespace: its mounts (tmpfs /run, overlays, volumes) go with it
     kill "$h"
-    for i in $(seq 50); do kill -0 "$h" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$h" 2>/dev/null || break; sleep 0.1; done
   fi
   # the forwarder on the host side is outside the node's namespaces
   stop forward-host
   # the kubelet's cgroups, once their last process is gone (the kernel refuses before)
-  for i in $(seq 50); do
+  for _ in $(seq 50); do
     for p in $(container_pids); do kill -9 "$p" 2>/dev/null || true; done
     for c in $(node_cgroups); do rmdir "$c" 2>/dev/null || true; done
     [ -z "$(node_cgroups)" ] && break
