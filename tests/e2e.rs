@@ -1,7 +1,7 @@
 //! End to end, on real pods: the examples of `docs/examples/` applied with `kubectl` to the
 //! operator deployed with `make deploy` (kustomize or Helm), with upstream's end-to-end cases as
 //! assertions (§13.1 of the upstream reference), every container checked to have run in
-//! containerd, and the leader hand-over between the two replicas (`e2e/leader.rs`). The cluster
+//! containerd, `kubectl qjob run --logs` (`e2e/plugin.rs`), and the leader hand-over between the two replicas (`e2e/leader.rs`). The cluster
 //! (`make e2e-cluster`: the local node; `make e2e-kind`: kind) is named in one place,
 //! `e2e/target.rs`; see docs/e2e.md.
 //!
@@ -13,6 +13,8 @@
 mod leader;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/plugin.rs"]
+mod plugin;
 mod support;
 #[path = "e2e/target.rs"]
 mod target;

@@ -1,7 +1,8 @@
 //! `kubectl qjob` as a process against the real control plane, with an in-process operator and
 //! the kubelet stand-in finishing pods: `run --wait` exit codes (0, 1, 124, 2), refusals, the
 //! summary, `status`, `outputs`, `list -A` through the `kubectl-qjob` symlink, and the run
-//! history and events the operator writes. Logs need a real kubelet: `tests/e2e/plugin.rs`.
+//! history and events the operator writes; one unreadable QuarksJob is listed, never quoted.
+//! Logs need a real kubelet: the `plugin_run_logs` case of `tests/e2e.rs` (`make e2e-cluster`).
 
 mod reconcile_helpers;
 mod support;
@@ -242,6 +243,13 @@ async fn list_all_namespaces_through_the_kubectl_qjob_symlink() {
     let b = World::new("plugin-list-b").await;
     a.create(qjob("first", "manual", json!({}))).await;
     b.create(qjob("second", "manual", json!({}))).await;
+    // stored before a validating webhook could refuse it: listed, never hiding the others
+    let mut broken = qjob("broken", "manual", json!({}));
+    broken["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "PORT", "value": 8_080_737_373_i64}]);
+    reconcile_helpers::create_raw(&a.client, &a.ns, broken)
+        .await
+        .expect("no webhook in this world");
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("kubectl-qjob");
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_quarks-job"), &link).unwrap();
@@ -260,6 +268,27 @@ async fn list_all_namespaces_through_the_kubectl_qjob_symlink() {
         })
     };
     assert!(row(&a.ns, "first") && row(&b.ns, "second"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [a.ns.as_str(), "broken", "-", "unreadable", "-", "-"]),
+        "{text}"
+    );
+    assert!(
+        err.contains(&format!(
+            "warning: quarksjob {}/broken cannot be read: spec.template.spec.template.spec.containers[0].env[0].value",
+            a.ns
+        )) && !err.contains("8080737373")
+            && !text.contains("8080737373"),
+        "{err}"
+    );
+    // one that cannot be read is named with where the mistake is, never with the value
+    let (code, _, err) = output(plugin_cmd(&link, &a, &["status", "broken"])).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("cannot be read: spec.template") && !err.contains("8080737373"),
+        "{err}"
+    );
     let (code, text, _) = output(plugin_cmd(&link, &a, &["list"])).await;
     assert_eq!(code, 0);
     assert!(

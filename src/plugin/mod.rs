@@ -12,6 +12,7 @@ pub mod render;
 
 use std::collections::HashSet;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncBufReadExt, StreamExt};
@@ -25,6 +26,7 @@ use tokio::time::{Instant, sleep};
 use crate::core::api::labels::OUTPUT_PERSIST_CONTAINER as OUTPUT_CONTAINER_NAME;
 use crate::core::api::{QuarksJob, RunRecord};
 use crate::core::job_names::job_name;
+use crate::core::lenient::Lenient;
 use decide::{EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, EXIT_USAGE, FIELD_MANAGER};
 
 /// Where to talk to, as kubectl's flags say.
@@ -186,9 +188,15 @@ async fn connect(target: &Target) -> Result<(Client, String), Failure> {
     Ok((client, ns))
 }
 
-async fn get(api: &Api<QuarksJob>, ns: &str, name: &str) -> Result<QuarksJob, Failure> {
+/// The QuarksJob `ns/name`, read leniently: one the Rust types cannot read fails with where the
+/// mistake is, never with the value found there (kube's own decode error quotes it).
+async fn get(client: &Client, ns: &str, name: &str) -> Result<QuarksJob, Failure> {
+    let api: Api<Lenient<QuarksJob>> = Api::namespaced(client.clone(), ns);
     match api.get_opt(name).await.map_err(fail)? {
-        Some(q) => Ok(q),
+        Some(Lenient::Read(q)) => Ok(Arc::unwrap_or_clone(q)),
+        Some(Lenient::Unreadable { error, .. }) => Err(fail(format!(
+            "QuarksJob '{ns}/{name}' cannot be read: {error} (fix it with kubectl edit qjob {name} -n {ns})"
+        ))),
         None => Err(fail(format!(
             "QuarksJob '{ns}/{name}' not found (kubectl qjob list -n {ns})"
         ))),
@@ -197,7 +205,7 @@ async fn get(api: &Api<QuarksJob>, ns: &str, name: &str) -> Result<QuarksJob, Fa
 
 async fn run_errand(client: Client, ns: &str, a: &RunArgs) -> Outcome {
     let api: Api<QuarksJob> = Api::namespaced(client.clone(), ns);
-    let q = get(&api, ns, &a.name).await?;
+    let q = get(&client, ns, &a.name).await?;
     let run = decide::next_run(&q).map_err(|why| Failure(EXIT_USAGE, why))?;
     let uid = q.uid().unwrap_or_default();
     let job = job_name(&a.name, &uid, run);
@@ -239,7 +247,7 @@ async fn run_errand(client: Client, ns: &str, a: &RunArgs) -> Outcome {
         tokio::spawn(follow_logs(pods, job.clone(), a.all_containers))
     });
     let record = loop {
-        let q = get(&api, ns, &a.name).await?;
+        let q = get(&client, ns, &a.name).await?;
         if let Some(r) = decide::finished(&q.status.unwrap_or_default(), run, &job) {
             break r;
         }
@@ -346,8 +354,7 @@ async fn stream_log(pods: Api<Pod>, pod: String, container: String) {
 }
 
 async fn status(client: Client, ns: &str, a: &StatusArgs) -> Outcome {
-    let api: Api<QuarksJob> = Api::namespaced(client, ns);
-    let q = get(&api, ns, &a.name).await?;
+    let q = get(&client, ns, &a.name).await?;
     let runs = q.status.unwrap_or_default().runs;
     match a.output {
         Some(OutputFormat::Json) => {
@@ -364,8 +371,7 @@ async fn status(client: Client, ns: &str, a: &StatusArgs) -> Outcome {
 }
 
 async fn outputs(client: Client, ns: &str, a: &OutputsArgs) -> Outcome {
-    let api: Api<QuarksJob> = Api::namespaced(client, ns);
-    let q = get(&api, ns, &a.name).await?;
+    let q = get(&client, ns, &a.name).await?;
     let runs = q.status.unwrap_or_default().runs;
     let r = decide::pick_run(&runs, a.run)
         .map_err(|e| fail(format!("quarksjob {ns}/{}: {e}", a.name)))?;
@@ -382,13 +388,16 @@ async fn outputs(client: Client, ns: &str, a: &OutputsArgs) -> Outcome {
 }
 
 async fn list(client: Client, ns: &str, a: &ListArgs) -> Outcome {
-    let api: Api<QuarksJob> = if a.all_namespaces {
+    let api: Api<Lenient<QuarksJob>> = if a.all_namespaces {
         Api::all(client)
     } else {
         Api::namespaced(client, ns)
     };
     let mut items = api.list(&ListParams::default()).await.map_err(fail)?.items;
     items.sort_by_key(|q| (q.namespace(), q.name_any()));
+    for note in render::unreadable_notes(&items) {
+        eprintln!("{note}");
+    }
     if items.is_empty() {
         if a.all_namespaces {
             eprintln!("No QuarksJobs found.");

@@ -4,6 +4,7 @@
 use k8s_openapi::jiff::Timestamp;
 
 use crate::core::api::{QuarksJob, RunRecord};
+use crate::core::lenient::Lenient;
 
 /// Columns padded to their widest cell, three spaces apart, as `kubectl get`.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -188,19 +189,26 @@ pub fn outputs_table(namespace: &str, r: &RunRecord) -> String {
     out
 }
 
-/// `list`: QuarksJobs with strategy, last run and its end; `NAMESPACE` first with `-A`.
-pub fn list_table(qjobs: &[QuarksJob], all_namespaces: bool, now: Timestamp) -> String {
+/// `kubectl qjob list`: one row per QuarksJob, with its namespace under `-A`. One that cannot
+/// be read as a QuarksJob (a hand-edited template, say) still gets its row, `unreadable` as its
+/// last run, so that it never hides the others; [`unreadable_notes`] says why.
+pub fn list_table(qjobs: &[Lenient<QuarksJob>], all_namespaces: bool, now: Timestamp) -> String {
     let rows: Vec<Vec<String>> = qjobs
         .iter()
-        .map(|q| {
-            let st = q.status.clone().unwrap_or_default();
-            let newest = st.runs.first();
+        .map(|item| {
+            let meta = kube::Resource::meta(item);
             let mut row = Vec::new();
             if all_namespaces {
-                row.push(q.metadata.namespace.clone().unwrap_or_default());
+                row.push(meta.namespace.clone().unwrap_or_default());
             }
+            row.push(meta.name.clone().unwrap_or_default());
+            let Some(q) = item.get() else {
+                row.extend(["-", "unreadable", "-", "-"].map(String::from));
+                return row;
+            };
+            let st = q.status.clone().unwrap_or_default();
+            let newest = st.runs.first();
             row.extend([
-                q.metadata.name.clone().unwrap_or_default(),
                 q.strategy()
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "-".into()),
@@ -220,6 +228,24 @@ pub fn list_table(qjobs: &[QuarksJob], all_namespaces: bool, now: Timestamp) -> 
     }
     header.extend(["NAME", "STRATEGY", "LAST RUN", "FINISHED", "RUNS"]);
     table(&header, &rows)
+}
+
+/// One line per listed object that cannot be read: its name and where the mistake is (never the
+/// value found there).
+pub fn unreadable_notes(qjobs: &[Lenient<QuarksJob>]) -> Vec<String> {
+    qjobs
+        .iter()
+        .filter_map(|item| {
+            let meta = kube::Resource::meta(item);
+            item.error().map(|e| {
+                format!(
+                    "warning: quarksjob {}/{} cannot be read: {e}",
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_deref().unwrap_or_default()
+                )
+            })
+        })
+        .collect()
 }
 
 /// A log line as `kubectl logs --prefix` prints it: `[pod/<pod>/<container>] <line>`.

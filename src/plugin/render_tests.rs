@@ -145,14 +145,33 @@ fn list_shows_strategy_last_result_and_when() {
         ..Default::default()
     });
     let fresh = QuarksJob::new("idle", QuarksJobSpec::default());
-    let text = list_table(&[q.clone(), fresh], true, t(260));
+    let read = |q: &QuarksJob| Lenient::Read(std::sync::Arc::new(q.clone()));
+    // an env value of the wrong type in the template: listed, never quoted
+    let broken = Lenient::<QuarksJob>::from_value(&json!({
+        "apiVersion": "quarks.cloudfoundry.org/v1alpha1", "kind": "QuarksJob",
+        "metadata": {"name": "broken", "namespace": "prod"},
+        "spec": {"trigger": {"strategy": 7}, "template": {}}
+    }));
+    let text = list_table(&[read(&q), broken.clone(), read(&fresh)], true, t(260));
     assert_eq!(
         text,
-        "NAMESPACE   NAME      STRATEGY   LAST RUN    FINISHED   RUNS\n\
-         prod        migrate   manual     Succeeded   60s        4\n\
-         \x20           idle      -          -           -          0\n"
+        "NAMESPACE   NAME      STRATEGY   LAST RUN     FINISHED   RUNS\n\
+         prod        migrate   manual     Succeeded    60s        4\n\
+         prod        broken    -          unreadable   -          -\n\
+         \x20           idle      -          -            -          0\n"
     );
-    assert!(list_table(&[q], false, t(260)).starts_with("NAME      STRATEGY"));
+    assert!(list_table(&[read(&q)], false, t(260)).starts_with("NAME      STRATEGY"));
+    let notes = unreadable_notes(&[read(&q), broken]);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0]
+            .starts_with("warning: quarksjob prod/broken cannot be read: spec.trigger.strategy"),
+        "{notes:?}"
+    );
+    assert!(
+        !notes[0].contains('7'),
+        "the value found is never quoted: {notes:?}"
+    );
 }
 
 #[test]
