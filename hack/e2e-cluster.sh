@@ -94,4 +94,4 @@ for deploy in ${E2E_DEPLOYS:-kustomize helm}; do
   step "$deploy: make undeploy"
   make --no-print-directory undeploy DEPLOY="$deploy" "${vars[@]}"
 done
-step "passed: kustomize and helm installs, suite, leader hand-over and install lifecycle on real pods"
+step "passed: ${E2E_DEPLOYS:-kustomize helm} installs, suite, leader hand-over and install lifecycle on real pods"
