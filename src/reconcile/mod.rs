@@ -31,6 +31,8 @@ pub mod events;
 pub mod history;
 pub mod job;
 pub mod mapping;
+#[cfg(test)]
+mod mock;
 mod outcome;
 mod reconciler;
 mod refs;
