@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
-use reconcile_helpers::{WAIT, World};
+use reconcile_helpers::World;
+use support::WAIT;
 use support::helm::{chart_dir, helm};
 use support::{eventually, kubectl};
 

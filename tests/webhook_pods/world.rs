@@ -1,8 +1,6 @@
 //! The world of the webhook tests: a monitored namespace with the output ServiceAccount, and
 //! the webhook plus reconciler of the operator watching it, run in-process.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -15,10 +13,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::support::{
-    self, admin_client, ensure_crd, eventually, eventually_some, test_namespace, unique,
+    self, WAIT, admin_client, ensure_crd, eventually, eventually_some, test_namespace, unique,
 };
 
-pub const WAIT: Duration = Duration::from_secs(60);
 /// The output ServiceAccount of the onboarding manifest.
 pub const OUTPUT_SA: &str = "qjob-persist-output";
 
