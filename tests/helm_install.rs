@@ -183,7 +183,7 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
         name: hooks.clone(),
         monitored_id: id.clone(),
         operator_namespace: op_ns.clone(),
-        target: quarks_job::certs::Target::Service {
+        address: quarks_job::certs::WebhookAddress::Service {
             namespace: op_ns.clone(),
             name: "quarks-job-webhook".into(),
             port: 443,

@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use quarks_job::certs::{Registration, Source, Target, webhook_sans};
+use quarks_job::certs::{Registration, Source, WebhookAddress, webhook_sans};
 use quarks_job::core::api::labels::LABEL_QJOB_NAME;
 use quarks_job::health::Readiness;
 use quarks_job::webhook::handler::PodSettings;
@@ -48,7 +48,7 @@ pub async fn world(prefix: &str) -> World {
             name: format!("quarks-job-{id}"),
             monitored_id: id.clone(),
             operator_namespace: ops.clone(),
-            target: Target::Url {
+            address: WebhookAddress::Url {
                 host: "127.0.0.1".into(),
                 port,
             },
