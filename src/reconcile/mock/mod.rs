@@ -11,9 +11,11 @@
 //! | [`triggers`] | `now`, `once`, a conflict on the allocation, namespaces not monitored |
 //! | [`resume`] | runs interrupted between their writes |
 //! | [`cleanup`] | succeeded Jobs: outcome, pods kept or deleted, the Job deleted |
+//! | [`history`] | `--job-history`: the oldest failed Job, the oldest kept pod deleted |
 
 mod cleanup;
 mod fixtures;
+mod history;
 mod objects;
 mod resume;
 mod triggers;
