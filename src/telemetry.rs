@@ -28,7 +28,7 @@ const NO_BODIES: &str = "kube_client::client=error";
 
 /// The filter for a `--log-level`: the level applies to quarks-job itself; libraries log at
 /// `info` at most, so `debug` does not drown the operator's lines in HTTP chatter, and never log
-/// response bodies ([`NO_BODIES`]). `RUST_LOG`, when set, replaces it.
+/// response bodies (`NO_BODIES`). `RUST_LOG`, when set, replaces it.
 pub fn filter_directives(level: &str) -> String {
     match level {
         "trace" | "debug" => format!("info,quarks_job={level},{NO_BODIES}"),

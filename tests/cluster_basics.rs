@@ -10,13 +10,12 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
 use quarks_job::core::api::{QuarksJob, Strategy};
+use support::WAIT;
 use support::kubelet::{self, State};
 use support::{
     admin_client, delete_namespace, ensure_crd, eventually, eventually_some, kubectl, shared,
     test_namespace,
 };
-
-const WAIT: Duration = Duration::from_secs(60);
 
 fn example_files() -> Vec<std::path::PathBuf> {
     let dir = support::repo_root().join("tests/fixtures/upstream-examples");

@@ -62,16 +62,10 @@ fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// The literal value of env var `name` of the Deployment's first container.
 fn env_value(deployment: &Value, name: &str) -> String {
-    deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == name)
-        .unwrap_or_else(|| panic!("no env {name}"))["value"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    support::deployment::env_value(container, name).unwrap_or_else(|| panic!("no env {name}"))
 }
 
 #[test]

@@ -17,7 +17,8 @@ use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
-use reconcile_helpers::{WAIT, World};
+use reconcile_helpers::World;
+use support::WAIT;
 use support::helm::{chart_dir, helm};
 use support::{eventually, kubectl};
 
@@ -182,7 +183,7 @@ async fn helm_install_runs_an_operator_that_reconciles_a_quarks_job() {
         name: hooks.clone(),
         monitored_id: id.clone(),
         operator_namespace: op_ns.clone(),
-        target: quarks_job::certs::Target::Service {
+        address: quarks_job::certs::WebhookAddress::Service {
             namespace: op_ns.clone(),
             name: "quarks-job-webhook".into(),
             port: 443,

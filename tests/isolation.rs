@@ -14,8 +14,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use reconcile_helpers::{WAIT, World, create_raw, qjob, raw_qjobs};
+use reconcile_helpers::{World, create_raw, qjob, raw_qjobs};
 use serde_json::{Value, json};
+use support::WAIT;
 use support::process::{Operator, Running, http_get};
 
 /// Planted into the bad objects: neither may ever appear in the operator's log.

@@ -5,16 +5,16 @@
 mod reconcile_helpers;
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::ResourceExt;
 use kube::api::Api;
 use reconcile_helpers::{World, created_run, qjob};
 use serde_json::json;
+use support::WAIT;
 use support::process::{Operator, Running, http_get};
 
-const WAIT: Duration = Duration::from_secs(60);
 /// Short timings so the handover after a crash takes seconds (lease 4 s).
 const LEASE_SECONDS: u64 = 4;
 

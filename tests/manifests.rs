@@ -12,8 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::Api;
 use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
-use reconcile_helpers::{WAIT, World};
+use reconcile_helpers::World;
 use serde_json::{Value, json};
+use support::WAIT;
 use support::manifests::{
     apply, assert_same_configurations, find, manifests_dir, operator_rbac, read_manifest,
     registered_configurations, rendered, webhook_configurations,

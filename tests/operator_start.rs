@@ -5,14 +5,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use quarks_job::core::api::CRD_NAME;
+use support::WAIT;
 use support::process::{Running, http_get, quarks_job};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// The binary with free ports for the webhook and the health endpoints.
 fn operator() -> std::process::Command {

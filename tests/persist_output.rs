@@ -21,9 +21,10 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use quarks_job::core::api::QuarksJob;
 use serde_json::json;
+use support::WAIT;
 use support::kubelet::State;
 use support::{delete_namespace, eventually};
-use world::{HELLO, LABEL_QJOB, WAIT, data, map, ok, world};
+use world::{HELLO, LABEL_QJOB, data, map, ok, world};
 
 #[tokio::test]
 async fn one_output_becomes_a_secret_with_upstream_labels_and_is_overwritten_later() {

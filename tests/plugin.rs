@@ -121,7 +121,7 @@ async fn run_wait_exits_0_on_success_and_1_on_failure_with_a_summary() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let job2 = support::eventually_some(reconcile_helpers::WAIT, "the Job of run 2", || async {
+    let job2 = support::eventually_some(support::WAIT, "the Job of run 2", || async {
         w.jobs_of("errand")
             .await
             .into_iter()

@@ -14,8 +14,9 @@ use kube::api::Api;
 use quarks_job::certs::Registration;
 use quarks_job::core::api::CRD_NAME;
 use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
-use reconcile_helpers::{WAIT, World};
+use reconcile_helpers::World;
 use serde_json::json;
+use support::WAIT;
 use support::manifests::manifests_dir;
 use support::{kubectl, shared};
 

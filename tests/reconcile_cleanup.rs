@@ -10,8 +10,9 @@ use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams};
 use quarks_job::core::api::Strategy;
 use quarks_job::reconcile::status::{FAILED, RUNNING, SUCCEEDED};
-use reconcile_helpers::{WAIT, World, condition, created_run, is_true, qjob};
+use reconcile_helpers::{World, condition, created_run, is_true, qjob};
 use serde_json::json;
+use support::WAIT;
 use support::eventually;
 
 #[tokio::test]

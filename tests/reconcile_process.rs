@@ -11,8 +11,9 @@ use kube::ResourceExt;
 use kube::api::Api;
 use quarks_job::core::api::Strategy;
 use quarks_job::reconcile::status;
-use reconcile_helpers::{WAIT, World, created_run, is_true, qjob};
+use reconcile_helpers::{World, created_run, is_true, qjob};
 use serde_json::{Value, json};
+use support::WAIT;
 use support::process::{Operator, Running, http_get};
 use support::{eventually, metric};
 

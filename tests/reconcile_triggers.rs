@@ -231,7 +231,7 @@ async fn unmonitored_namespaces_are_left_alone_until_labelled() {
         .unwrap();
     let qjobs: Api<quarks_job::core::api::QuarksJob> = Api::namespaced(w.client.clone(), &no_sa);
     support::eventually(
-        reconcile_helpers::WAIT,
+        support::WAIT,
         "QuarksJob of the newly monitored namespace ran",
         || async {
             qjobs

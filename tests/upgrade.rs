@@ -4,8 +4,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -13,11 +11,10 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_QJOB_SERVICE_ACCOUNT};
 use quarks_job::core::api::{CRD_NAME, QuarksJob};
 use serde_json::json;
+use support::WAIT;
 use support::process::{Operator, Running};
 use support::yaml::apply;
 use support::{eventually, eventually_some, kubectl};
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// Upstream's CRD, as its operator registered it (reference §1.1–§1.3).
 const UPSTREAM_CRD: &str = r#"

@@ -17,7 +17,8 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use quarks_job::certs::{
-    HotSwapResolver, MUTATE_PODS_PATH, Registration, Target, ensure, server_config, webhook_sans,
+    HotSwapResolver, MUTATE_PODS_PATH, Registration, WebhookAddress, ensure, server_config,
+    webhook_sans,
 };
 use quarks_job::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME};
 use quarks_job::webhook::{serve_tls, with_limits};
@@ -147,7 +148,7 @@ async fn the_apiserver_calls_the_registered_webhook_and_fails_closed_without_it(
         name: format!("quarks-job-{id}"),
         monitored_id: id.clone(),
         operator_namespace: "quarks-operator".into(),
-        target: Target::Url {
+        address: WebhookAddress::Url {
             host: "127.0.0.1".into(),
             port,
         },

@@ -13,12 +13,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use quarks_job::webhook::ConnectionLimits;
+use support::WAIT;
 use support::tls::{Server, connect, connector, h2, start_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// How long a test waits for something the server must do (a safety net, not a measurement).
-const WAIT: Duration = Duration::from_secs(30);
 
 fn short() -> ConnectionLimits {
     ConnectionLimits {

@@ -15,11 +15,11 @@ use kube::api::{Api, PostParams};
 use quarks_job::core::api::QuarksJob;
 use quarks_job::core::api::labels::OUTPUT_PERSIST_CONTAINER;
 use serde_json::json;
+use support::WAIT;
 use support::hostile::{self, adversarial_bodies, hold_slow_connections, peak_memory};
 use support::process::{Operator, Running};
 use support::{admin_client, eventually, shared, unique};
 
-const WAIT: Duration = Duration::from_secs(60);
 /// The Deployment's memory limit (manifests/deployment.yaml, the chart's `resources`).
 const MEMORY_LIMIT: u64 = 256 << 20;
 

@@ -16,8 +16,9 @@ use kube::api::{ListParams, PostParams};
 use quarks_job::core::api::labels::OUTPUT_PERSIST_CONTAINER;
 use quarks_job::webhook::mutate::{TOKEN_MOUNT_PATH, token_secret_name};
 use serde_json::json;
+use support::WAIT;
 use support::{eventually, eventually_some, kubectl, shared};
-use webhook_world::{OUTPUT_SA, WAIT, errand, trigger, world};
+use webhook_world::{OUTPUT_SA, errand, trigger, world};
 
 // multi-threaded: the webhook runs in this process and must answer while a test waits on kubectl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

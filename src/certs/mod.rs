@@ -26,8 +26,9 @@ pub use lifecycle::{
     record_expiry,
 };
 pub use registration::{
-    MUTATE_PODS_PATH, MUTATE_PODS_WEBHOOK, PROBE_PATH, PROBE_WEBHOOK, Registration, Target,
-    VALIDATE_QUARKSJOBS_PATH, VALIDATE_QUARKSJOBS_WEBHOOK, is_missing, webhooks_patch,
+    MUTATE_PODS_PATH, MUTATE_PODS_WEBHOOK, PROBE_PATH, PROBE_WEBHOOK, Registration,
+    VALIDATE_QUARKSJOBS_PATH, VALIDATE_QUARKSJOBS_WEBHOOK, WebhookAddress, is_missing,
+    webhooks_patch,
 };
 pub use resolver::{HotSwapResolver, certified_key, server_config};
 pub use store::{

@@ -47,7 +47,7 @@ const PROBE_TIMEOUT_SECONDS: i32 = 5;
 
 /// How the apiserver reaches the webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub enum WebhookAddress {
     /// In the cluster: through a Service.
     Service {
         /// Namespace of the Service (the operator namespace).
@@ -76,7 +76,7 @@ pub struct Registration {
     /// The operator's namespace, never sent to the pod webhook.
     pub operator_namespace: String,
     /// How to reach the webhook.
-    pub target: Target,
+    pub address: WebhookAddress,
 }
 
 impl Registration {
@@ -88,8 +88,8 @@ impl Registration {
 
     fn client_config(&self, path: &str, ca_bundle: &[u8]) -> WebhookClientConfig {
         let ca_bundle = Some(ByteString(ca_bundle.to_vec()));
-        match &self.target {
-            Target::Service {
+        match &self.address {
+            WebhookAddress::Service {
                 namespace,
                 name,
                 port,
@@ -103,7 +103,7 @@ impl Registration {
                 }),
                 url: None,
             },
-            Target::Url { host, port } => {
+            WebhookAddress::Url { host, port } => {
                 let host = if host.contains(':') {
                     format!("[{host}]")
                 } else {
@@ -232,7 +232,7 @@ impl Registration {
     /// Whether the install (chart, `manifests/`) owns the configurations: the webhook is
     /// reached through a Service. The operator then never creates them.
     pub fn install_owned(&self) -> bool {
-        matches!(self.target, Target::Service { .. })
+        matches!(self.address, WebhookAddress::Service { .. })
     }
 
     /// Patch both configurations so that their webhooks are this operator's, with this
@@ -312,18 +312,18 @@ fn pod_creation() -> RuleWithOperations {
 mod tests {
     use super::*;
 
-    fn registration(target: Target) -> Registration {
+    fn registration(address: WebhookAddress) -> Registration {
         Registration {
             name: "quarks-job-staging".into(),
             monitored_id: "staging".into(),
             operator_namespace: "quarks".into(),
-            target,
+            address,
         }
     }
 
     #[test]
     fn pod_webhook_matches_only_job_pods_of_monitored_namespaces() {
-        let r = registration(Target::Service {
+        let r = registration(WebhookAddress::Service {
             namespace: "quarks".into(),
             name: "qjob-webhook".into(),
             port: 443,
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn the_probe_matches_only_the_operators_probe_pod_and_never_blocks() {
-        let r = registration(Target::Url {
+        let r = registration(WebhookAddress::Url {
             host: "127.0.0.1".into(),
             port: 2999,
         });
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn quarksjob_webhook_does_not_block_when_the_operator_is_down() {
-        let r = registration(Target::Url {
+        let r = registration(WebhookAddress::Url {
             host: "127.0.0.1".into(),
             port: 9443,
         });
@@ -419,13 +419,13 @@ mod tests {
 
     #[test]
     fn only_a_registration_by_service_is_owned_by_the_install() {
-        let by_service = registration(Target::Service {
+        let by_service = registration(WebhookAddress::Service {
             namespace: "quarks".into(),
             name: "qjob-webhook".into(),
             port: 443,
         });
         assert!(by_service.install_owned());
-        let by_url = registration(Target::Url {
+        let by_url = registration(WebhookAddress::Url {
             host: "127.0.0.1".into(),
             port: 9443,
         });
@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn the_patch_replaces_the_webhooks_and_leaves_the_metadata_alone() {
-        let r = registration(Target::Url {
+        let r = registration(WebhookAddress::Url {
             host: "127.0.0.1".into(),
             port: 9443,
         });
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_are_bracketed() {
-        let r = registration(Target::Url {
+        let r = registration(WebhookAddress::Url {
             host: "::1".into(),
             port: 9443,
         });

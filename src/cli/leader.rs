@@ -7,6 +7,8 @@ use clap::builder::BoolishValueParser;
 /// every replica serves the webhook.
 #[derive(Args, Debug, Clone)]
 pub struct LeaderArgs {
+    // (the doc comment is clap's help text, shown as written: its <...> is not HTML)
+    #[allow(rustdoc::invalid_html_tags)]
     /// (LEADER_ELECTION) If true, only the replica holding the Lease 'quarks-job-<monitored-id>' reconciles; false lets this process reconcile alone
     #[arg(
         long, env = "LEADER_ELECTION", hide_env = true, default_value_t = true, num_args = 0..=1,

@@ -392,6 +392,8 @@ pub struct PersistOutputArgs {
     #[arg(long, env = "POD_NAME", hide_env = true)]
     pub pod_name: Option<String>,
 
+    // (the doc comment is clap's help text, shown as written: its <...> are not HTML)
+    #[allow(rustdoc::invalid_html_tags)]
     /// (OUTPUT_DIR) directory holding each container's output files as <dir>/<container>/<file>
     #[arg(long, env = "OUTPUT_DIR", hide_env = true, default_value = "/mnt/quarks", value_parser = non_empty("the output directory"))]
     pub output_dir: String,

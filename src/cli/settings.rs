@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Cli, LeaderArgs, LogArgs, LogFormat, OperatorArgs, PersistOutputArgs, WebhookArgs};
-use crate::certs::{Registration, Source, Target, webhook_sans};
+use crate::certs::{Registration, Source, WebhookAddress, webhook_sans};
 use crate::metrics::Metrics;
 use crate::persist::PersistError;
 use crate::webhook::handler::PodSettings;
@@ -49,12 +49,12 @@ fn webhook_settings(
     metrics: Metrics,
 ) -> webhook::WebhookSettings {
     let host = wh.webhook_server_host.clone().filter(|h| !h.is_empty());
-    let target = match &host {
-        Some(host) => Target::Url {
+    let address = match &host {
+        Some(host) => WebhookAddress::Url {
             host: host.clone(),
             port: wh.webhook_server_port,
         },
-        None => Target::Service {
+        None => WebhookAddress::Service {
             namespace: wh.operator_namespace.clone(),
             name: wh.webhook_service_name.clone(),
             port: i32::from(wh.webhook_service_port),
@@ -79,7 +79,7 @@ fn webhook_settings(
             name: Registration::name_for(&op.monitored_id),
             monitored_id: op.monitored_id.clone(),
             operator_namespace: wh.operator_namespace.clone(),
-            target,
+            address,
         },
         pod: PodSettings {
             image: op.operator_image(),

@@ -1,7 +1,7 @@
 //! The apiserver's rules for what quarks-job writes (object names, Secret keys, label and
 //! annotation keys, label values), checked up front: persist-output checks a whole run before it
 //! writes any Secret, and the QuarksJob webhook rejects names that could never be written. Each
-//! error completes "<thing> …".
+//! error completes "`<thing>` …".
 //!
 //! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 

@@ -72,7 +72,7 @@ impl AdmissionMetrics {
     }
 
     /// Expose zeros for the operations a webhook is registered for (see
-    /// [`ReconcileMetrics::init_errors`]).
+    /// [`super::ReconcileMetrics::init_errors`]).
     pub fn init(&self, webhook: &'static str, operations: &[&'static str]) {
         for &operation in operations {
             let labels = AdmissionLabels { webhook, operation };

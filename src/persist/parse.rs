@@ -9,7 +9,7 @@ use serde_json::Value;
 /// one Secret.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 
-/// Why a file is not usable output. Each message completes "file '<f>' of container … ".
+/// Why a file is not usable output. Each message completes `file '<f>' of container … `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Over [`MAX_FILE_BYTES`].

@@ -1,7 +1,7 @@
 //! What writing a planned Secret means (pure): the objects written (plain Secrets, versions,
 //! overwrites) and the decision for each planned Secret given what exists — create, overwrite,
 //! leave unchanged, write the next version, or refuse because the Secret is not this
-//! QuarksJob's ([`super::ownership`]). The I/O is in [`super::write`].
+//! QuarksJob's (`persist::ownership`). The I/O is in `persist::write`.
 
 use std::collections::BTreeMap;
 

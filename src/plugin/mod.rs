@@ -1,4 +1,4 @@
-//! `kubectl qjob`: the kubectl plugin, in the operator's binary (argv[0] `kubectl-qjob`, or
+//! `kubectl qjob`: the kubectl plugin, in the operator's binary (`argv[0]` `kubectl-qjob`, or
 //! `quarks-job qjob ...`). See `docs/kubectl-plugin.md`.
 //!
 //! | module | concern | pure? |

@@ -58,9 +58,12 @@ pub async fn cleanup_succeeded(
             announced_delete(
                 ctx,
                 &object,
-                (regarding, Some(&job_reference(job))),
+                (regarding, Some(&pod_reference(&pod.metadata))),
                 (events::DELETING_JOBS_POD, "DeletePod"),
-                &format!("succeeded job's pod '{}/{pod_name}'", owner.namespace),
+                &format!(
+                    "pod '{}/{pod_name}' of succeeded job '{job_name}'",
+                    owner.namespace
+                ),
                 &format!("delete pod '{pod_name}'"),
                 pods.delete(&pod_name, &DeleteParams::background()),
             )
@@ -197,10 +200,15 @@ pub async fn prune_history(
         })
         .collect();
     for pod in beyond(kept, keep) {
+        let related = pod_reference(&ObjectMeta {
+            name: Some(pod.clone()),
+            namespace: Some(owner.namespace.to_string()),
+            ..ObjectMeta::default()
+        });
         announced_delete(
             ctx,
             &object,
-            (regarding, None),
+            (regarding, Some(&related)),
             (events::DELETING_JOBS_POD, "DeletePod"),
             &format!(
                 "kept pod '{}/{pod}' (more than {keep} kept pods)",
@@ -212,6 +220,21 @@ pub async fn prune_history(
         .await?;
     }
     Ok(())
+}
+
+/// A reference to the pod with `meta`: the `related` object of the event about its deletion
+/// (the recorder folds events with the same reason, object and related object into one series
+/// whose note is the first one's: with the Job as related object, the deletion of a Job's second
+/// pod was counted into the event naming the first).
+fn pod_reference(meta: &ObjectMeta) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        ..ObjectReference::default()
+    }
 }
 
 /// Announce the deletion of `what` with a Normal event (`reason`, `event_action`), run

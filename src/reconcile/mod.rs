@@ -19,6 +19,7 @@
 //! | `reconciler` | one reconcile | I/O |
 //! | `controller` | watches and the controller loop | I/O |
 //! | [`events`] | event reasons (publishing is `runtime::events`) | pure |
+//! | `mock` (tests only) | the reconciler's write sequences against a scripted apiserver | — |
 //!
 //! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
 
@@ -31,6 +32,8 @@ pub mod events;
 pub mod history;
 pub mod job;
 pub mod mapping;
+#[cfg(test)]
+mod mock;
 mod outcome;
 mod reconciler;
 mod refs;

@@ -3,9 +3,10 @@
 
 use serde_json::json;
 
+use crate::support::WAIT;
 use crate::support::delete_namespace;
 use crate::support::kubelet::State;
-use crate::world::{HELLO, WAIT, failed, world};
+use crate::world::{HELLO, failed, world};
 
 #[tokio::test]
 async fn a_container_that_dies_without_writing_fails_the_run_instead_of_hanging() {

@@ -9,9 +9,10 @@ use kube::api::{Api, PostParams};
 use quarks_job::core::api::QuarksJob;
 use serde_json::json;
 
+use crate::support::WAIT;
 use crate::support::delete_namespace;
 use crate::support::kubelet::{self, State};
-use crate::world::{HELLO, LABEL_QJOB, LABEL_VERSION, WAIT, data, map, ok, world};
+use crate::world::{HELLO, LABEL_QJOB, LABEL_VERSION, data, map, ok, world};
 
 #[tokio::test]
 async fn versioned_output_gets_a_new_version_only_when_it_changes() {

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Mutex;
-use std::time::Duration;
 
+use crate::support::WAIT;
 use crate::support::kubelet::{self, State};
 use crate::support::{
     admin_client, ensure_crd, kubectl, service_account_token, shared, test_namespace,
@@ -20,10 +20,9 @@ use kube::{Client, ResourceExt};
 use quarks_job::core::api::QuarksJob;
 use serde_json::{Value, json};
 
-/// Safety net for anything that waits; no assertion is about speed.
-pub const WAIT: Duration = Duration::from_secs(90);
-pub const LABEL_QJOB: &str = "quarks.cloudfoundry.org/qjob-name";
-pub const LABEL_VERSION: &str = "quarks.cloudfoundry.org/secret-version";
+pub use quarks_job::core::api::labels::{
+    LABEL_QJOB_NAME as LABEL_QJOB, LABEL_SECRET_VERSION as LABEL_VERSION,
+};
 
 /// One test's world: a namespace, the persist-output ServiceAccount's kubeconfig, an output dir.
 pub struct World {

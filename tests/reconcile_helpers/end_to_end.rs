@@ -5,7 +5,8 @@ use kube::ResourceExt;
 use quarks_job::core::api::Strategy;
 use serde_json::json;
 
-use super::{WAIT, World, created_run};
+use super::{World, created_run};
+use crate::support::WAIT;
 use crate::support::{self, eventually};
 
 /// A `now` errand with output in `w`'s namespace, run by an operator binary whose log is

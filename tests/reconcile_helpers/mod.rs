@@ -20,12 +20,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::support::process::Running;
-use crate::support::{self, eventually, eventually_some};
+use crate::support::{self, WAIT, eventually, eventually_some};
 
 pub mod end_to_end;
-
-/// Safety-net timeout of every wait.
-pub const WAIT: Duration = Duration::from_secs(60);
 
 /// An operator running in-process.
 pub struct Operator {

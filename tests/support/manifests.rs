@@ -102,12 +102,12 @@ pub fn registered_configurations(
     port: i32,
     id: &str,
 ) -> Vec<Value> {
-    use quarks_job::certs::{Registration, Target};
+    use quarks_job::certs::{Registration, WebhookAddress};
     let registration = Registration {
         name: Registration::name_for(id),
         monitored_id: id.into(),
         operator_namespace: operator_ns.into(),
-        target: Target::Service {
+        address: WebhookAddress::Service {
             namespace: operator_ns.into(),
             name: service.into(),
             port,

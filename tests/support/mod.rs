@@ -25,6 +25,10 @@ use kube::{Client, ResourceExt};
 
 pub use controlplane::{ControlPlane, kubectl, unique};
 
+/// How long a test waits for something that must happen: a safety net, never a measurement
+/// (no test asserts speed). One value for every test binary.
+pub const WAIT: Duration = Duration::from_secs(90);
+
 /// The control plane shared by all tests of this binary, started on first use.
 pub fn shared() -> &'static ControlPlane {
     static CP: OnceLock<ControlPlane> = OnceLock::new();

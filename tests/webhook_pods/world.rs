@@ -1,12 +1,10 @@
 //! The world of the webhook tests: a monitored namespace with the output ServiceAccount, and
 //! the webhook plus reconciler of the operator watching it, run in-process.
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use quarks_job::certs::{Registration, Source, Target, webhook_sans};
+use quarks_job::certs::{Registration, Source, WebhookAddress, webhook_sans};
 use quarks_job::core::api::labels::LABEL_QJOB_NAME;
 use quarks_job::health::Readiness;
 use quarks_job::webhook::handler::PodSettings;
@@ -15,10 +13,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::support::{
-    self, admin_client, ensure_crd, eventually, eventually_some, test_namespace, unique,
+    self, WAIT, admin_client, ensure_crd, eventually, eventually_some, test_namespace, unique,
 };
 
-pub const WAIT: Duration = Duration::from_secs(60);
 /// The output ServiceAccount of the onboarding manifest.
 pub const OUTPUT_SA: &str = "qjob-persist-output";
 
@@ -51,7 +48,7 @@ pub async fn world(prefix: &str) -> World {
             name: format!("quarks-job-{id}"),
             monitored_id: id.clone(),
             operator_namespace: ops.clone(),
-            target: Target::Url {
+            address: WebhookAddress::Url {
                 host: "127.0.0.1".into(),
                 port,
             },
