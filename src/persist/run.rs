@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::info;
 
 use crate::core::api::QuarksJob;
 use crate::core::api::labels::LABEL_QJOB_NAME;
-use crate::runtime::events;
+use crate::runtime::events::{self, Recorder};
 
 use super::files::{plan_all, targets};
 use super::ownership::Owner;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::error::{Error, Result};
@@ -17,6 +17,7 @@ use super::mapping;
 use crate::core::api::QuarksJob;
 use crate::core::lenient::Lenient;
 use crate::metrics::Metrics;
+use crate::runtime::events::Recorder;
 
 /// A QuarksJob as the controller watches it: read if it can be (see [`crate::core::lenient`]).
 pub type Watched = Lenient<QuarksJob>;
