@@ -22,6 +22,7 @@ use super::mutate::{MutationContext, mutate};
 use super::validate::{validate, validate_update};
 use crate::certs::{MUTATE_PODS_PATH, PROBE_PATH, VALIDATE_QUARKSJOBS_PATH};
 use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::podrefs::references;
 use crate::metrics::{AdmissionLabels, AdmissionMetrics};
 
 /// What the pod mutation needs from the operator's settings.
@@ -161,7 +162,12 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
     let Some(qjob_name) = qjob_name else {
         return resp;
     };
-    let snapshot = state.caches.snapshot(&namespace, &qjob_name);
+    let references = pod.spec.as_ref().map(references).unwrap_or_default();
+    let snapshot = state.caches.snapshot(
+        &namespace,
+        &qjob_name,
+        references.secrets.keys().map(String::as_str),
+    );
     let ctx = MutationContext {
         namespace: &namespace,
         qjob: snapshot.qjob.as_deref(),
