@@ -5,6 +5,11 @@
 //! admission reads only the versions of the names its pod references), and QuarksJobs (whether
 //! they have `spec.output`). `Api<PartialObjectMeta<K>>` makes metadata-only requests.
 //!
+//! Every object is slimmed before it is stored ([`slim_namespace`], [`slim_identity`],
+//! [`slim_qjob`]): only what the webhook reads stays (names, the one namespace label, a
+//! QuarksJob's `spec.output`); `managedFields`, other labels, annotations (the
+//! last-applied-configuration among them), a QuarksJob's template and status are dropped.
+//!
 //! No single object can keep a cache from filling: metadata always decodes, and QuarksJobs are
 //! read one by one ([`Lenient`]); one that cannot be read is logged once, naming it (never its
 //! contents), and its pods are treated as those of a QuarksJob not in the cache. Why a cache
@@ -110,23 +115,27 @@ impl Caches {
         let problems = Problems::new(readiness, check);
         let ns = reflector::reflector(
             ns_writer,
-            problems.watch(
-                "namespaces",
-                watcher(
-                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                    monitored,
-                ),
-            ),
+            problems
+                .watch(
+                    "namespaces",
+                    watcher(
+                        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                        monitored,
+                    ),
+                )
+                .modify(slim_namespace),
         );
         let sa = reflector::reflector(
             sa_writer,
-            problems.watch(
-                "service accounts",
-                watcher(
-                    Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
-                    watcher::Config::default(),
-                ),
-            ),
+            problems
+                .watch(
+                    "service accounts",
+                    watcher(
+                        Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
+                        watcher::Config::default(),
+                    ),
+                )
+                .modify(slim_identity),
         );
         let vs = {
             let index = versioned_secrets.clone();
@@ -157,7 +166,8 @@ impl Caches {
                         watcher::Config::default(),
                     ),
                 )
-                .inspect(move |event| report_unreadable(&mut unreadable, event)),
+                .inspect(move |event| report_unreadable(&mut unreadable, event))
+                .modify(slim_qjob),
         );
         let drive = async move {
             // errors are retried with backoff inside; the streams end only when dropped
@@ -256,6 +266,49 @@ impl Caches {
     }
 }
 
+/// Only the identity of an object: its name and namespace (what a store is keyed by).
+fn identity(meta: &mut ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Keep of a namespace its name and the output service account label, all the webhook reads.
+fn slim_namespace(ns: &mut PartialObjectMeta<Namespace>) {
+    let label = ns
+        .metadata
+        .labels
+        .as_mut()
+        .and_then(|l| l.remove_entry(LABEL_QJOB_SERVICE_ACCOUNT));
+    ns.metadata = ObjectMeta {
+        labels: label.map(|l| BTreeMap::from([l])),
+        ..identity(&mut ns.metadata)
+    };
+}
+
+/// Keep of an object only its identity (the webhook asks whether it exists).
+fn slim_identity<K>(object: &mut PartialObjectMeta<K>) {
+    object.metadata = identity(&mut object.metadata);
+}
+
+/// Keep of a QuarksJob its identity and `spec.output`, all the pod mutation reads: its template
+/// (a whole Job spec), trigger and status go.
+fn slim_qjob(qjob: &mut Lenient<QuarksJob>) {
+    match qjob {
+        Lenient::Read(q) => {
+            // (no copy: the watcher has just decoded it, nothing else holds it yet)
+            let q = Arc::make_mut(q);
+            q.metadata = identity(&mut q.metadata);
+            q.spec.template = Default::default();
+            q.spec.trigger = None;
+            q.status = None;
+        }
+        Lenient::Unreadable { metadata, .. } => **metadata = identity(metadata),
+    }
+}
+
 /// Log each version of a QuarksJob that cannot be read once, naming it and the mistake.
 fn report_unreadable(
     once: &mut ReportOnce,
@@ -338,6 +391,60 @@ impl Problems {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_what_the_webhook_reads_is_stored() {
+        let meta = json!({
+            "name": "n", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+            "labels": {LABEL_QJOB_SERVICE_ACCOUNT: "sa", "other": "x"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+        });
+        let mut ns: PartialObjectMeta<Namespace> =
+            serde_json::from_value(json!({"metadata": meta})).unwrap();
+        slim_namespace(&mut ns);
+        assert_eq!(
+            serde_json::to_value(&ns.metadata).unwrap(),
+            json!({"name": "n", "namespace": "ns", "labels": {LABEL_QJOB_SERVICE_ACCOUNT: "sa"}})
+        );
+        let mut sa: PartialObjectMeta<ServiceAccount> =
+            serde_json::from_value(json!({"metadata": meta})).unwrap();
+        slim_identity(&mut sa);
+        assert_eq!(
+            serde_json::to_value(&sa.metadata).unwrap(),
+            json!({"name": "n", "namespace": "ns"})
+        );
+        let qjob = json!({
+            "apiVersion": "quarks.cloudfoundry.org/v1alpha1", "kind": "QuarksJob",
+            "metadata": meta,
+            "spec": {
+                "trigger": {"strategy": "manual"},
+                "template": {"spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}},
+                "output": {"outputMap": {"c": {"o.json": {"name": "out"}}}}
+            },
+            "status": {"completed": true}
+        });
+        let mut q = Lenient::<QuarksJob>::from_value(&qjob);
+        slim_qjob(&mut q);
+        let q = q.get().unwrap();
+        assert_eq!(
+            serde_json::to_value(&q.metadata).unwrap(),
+            json!({"name": "n", "namespace": "ns"})
+        );
+        assert!(q.spec.output.is_some(), "what the mutation reads stays");
+        assert_eq!(q.spec.template, Default::default());
+        assert!(q.status.is_none());
+        // an unreadable one keeps its identity only
+        let mut bad = qjob.clone();
+        bad["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["name"] = json!(5);
+        let mut q = Lenient::<QuarksJob>::from_value(&bad);
+        assert!(q.error().is_some());
+        slim_qjob(&mut q);
+        assert_eq!(q.meta().name.as_deref(), Some("n"));
+        assert_eq!(q.meta().managed_fields, None);
+        assert_eq!(q.meta().annotations, None);
+    }
 
     #[test]
     fn why_the_caches_are_not_filled_is_the_readiness_reason() {
