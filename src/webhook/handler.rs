@@ -13,8 +13,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 use super::caches::Caches;
@@ -95,8 +97,10 @@ impl IntoResponse for Unreadable {
     }
 }
 
-fn read_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Unreadable> {
-    let review: AdmissionReview<DynamicObject> =
+fn read_review<T: Resource + DeserializeOwned>(
+    body: &[u8],
+) -> Result<AdmissionRequest<T>, Unreadable> {
+    let review: AdmissionReview<T> =
         serde_json::from_slice(body).map_err(|e| Unreadable::NotAReview(e.to_string()))?;
     review
         .try_into()
@@ -123,36 +127,71 @@ fn admit(
     decide: impl FnOnce(&AdmissionRequest<DynamicObject>) -> AdmissionResponse,
 ) -> Response {
     let started = Instant::now();
-    let (operation, allowed, response) = match read_review(body) {
-        Ok(req) => {
-            let resp = decide(&req);
-            let allowed = resp.allowed;
-            let operation = operation_label(&req.operation);
-            (operation, allowed, Json(resp.into_review()).into_response())
+    match read_review(body) {
+        Ok(req) => answer(metrics, webhook, &req.operation, decide(&req), started),
+        Err(unreadable) => {
+            let response = unreadable.into_response();
+            let labels = AdmissionLabels {
+                webhook,
+                operation: "unknown",
+            };
+            metrics.observe(labels, false, started.elapsed());
+            response
         }
-        Err(unreadable) => ("unknown", false, unreadable.into_response()),
+    }
+}
+
+async fn mutate_pods(State(state): State<AppState>, body: Bytes) -> Response {
+    // A review of a Pod is read in one pass, straight into the Pod; only a body that is not one
+    // takes the generic way, for the answer that says why (400, `invalid`, or "not a Pod").
+    let started = Instant::now();
+    let Ok(req) = read_review::<Pod>(&body) else {
+        return admit(&state.metrics, MUTATE_PODS, &body, |req| {
+            let resp = AdmissionResponse::from(req);
+            match &req.object {
+                Some(object) => {
+                    match serde_json::to_value(object).and_then(serde_json::from_value::<Pod>) {
+                        Ok(pod) => mutate_request(&state, req.namespace.as_deref(), &pod, resp),
+                        Err(e) => resp.deny(format!("not a Pod: {e}")),
+                    }
+                }
+                None => resp,
+            }
+        });
     };
-    let labels = AdmissionLabels { webhook, operation };
+    let resp = AdmissionResponse::from(&req);
+    let resp = match &req.object {
+        Some(pod) => mutate_request(&state, req.namespace.as_deref(), pod, resp),
+        None => resp,
+    };
+    answer(&state.metrics, MUTATE_PODS, &req.operation, resp, started)
+}
+
+/// Answer with `resp` and count it.
+fn answer(
+    metrics: &AdmissionMetrics,
+    webhook: &'static str,
+    operation: &Operation,
+    resp: AdmissionResponse,
+    started: Instant,
+) -> Response {
+    let labels = AdmissionLabels {
+        webhook,
+        operation: operation_label(operation),
+    };
+    let allowed = resp.allowed;
+    let response = Json(resp.into_review()).into_response();
     metrics.observe(labels, allowed, started.elapsed());
     response
 }
 
-async fn mutate_pods(State(state): State<AppState>, body: Bytes) -> Response {
-    admit(&state.metrics, MUTATE_PODS, &body, |req| {
-        mutate_request(&state, req)
-    })
-}
-
-fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
-    let resp = AdmissionResponse::from(req);
-    let Some(object) = &req.object else {
-        return resp;
-    };
-    let pod: Pod = match serde_json::to_value(object).and_then(serde_json::from_value) {
-        Ok(pod) => pod,
-        Err(e) => return resp.deny(format!("not a Pod: {e}")),
-    };
-    let namespace = req.namespace.clone().unwrap_or_default();
+fn mutate_request(
+    state: &AppState,
+    namespace: Option<&str>,
+    pod: &Pod,
+    resp: AdmissionResponse,
+) -> AdmissionResponse {
+    let namespace = namespace.unwrap_or_default();
     let qjob_name = pod
         .metadata
         .labels
@@ -164,12 +203,12 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
     };
     let references = pod.spec.as_ref().map(references).unwrap_or_default();
     let snapshot = state.caches.snapshot(
-        &namespace,
+        namespace,
         &qjob_name,
         references.secrets.keys().map(String::as_str),
     );
     let ctx = MutationContext {
-        namespace: &namespace,
+        namespace,
         qjob: snapshot.qjob.as_deref(),
         output_service_account: snapshot.output_service_account.as_deref(),
         service_account_exists: snapshot.service_account_exists,
@@ -187,7 +226,7 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
         .or(pod.metadata.generate_name.clone())
         .unwrap_or_default();
     let object = format!("{namespace}/{qjob_name}");
-    match mutate(&pod, &ctx) {
+    match mutate(pod, &ctx) {
         Ok(patch) => {
             debug!(
                 %object,
