@@ -22,9 +22,9 @@ use tracing::{debug, info, warn};
 use super::caches::Caches;
 use super::mutate::{MutationContext, mutate};
 use super::validate::{validate, validate_update};
-use crate::certs::{MUTATE_PODS_PATH, PROBE_PATH, VALIDATE_QUARKSJOBS_PATH};
 use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::core::podrefs::references;
+use crate::core::webhooks::Endpoint;
 use crate::metrics::{AdmissionLabels, AdmissionMetrics};
 
 /// What the pod mutation needs from the operator's settings.
@@ -50,22 +50,25 @@ struct AppState {
 }
 
 /// The `webhook` label of the pod mutation.
-pub const MUTATE_PODS: &str = "mutate-pods";
+pub const MUTATE_PODS: &str = Endpoint::MUTATE_PODS.label;
 /// The `webhook` label of the QuarksJob validation.
-pub const VALIDATE_QUARKSJOBS: &str = "validate-quarksjobs";
+pub const VALIDATE_QUARKSJOBS: &str = Endpoint::VALIDATE_QUARKSJOBS.label;
 /// The `webhook` label of the probe.
-pub const PROBE: &str = "probe";
+pub const PROBE: &str = Endpoint::PROBE.label;
 
 /// The router of the admission endpoints; every answer is counted in `metrics`.
 pub fn router(caches: Caches, settings: PodSettings, metrics: AdmissionMetrics) -> axum::Router {
-    // the operations the webhooks are registered for (`certs::Registration`)
-    metrics.init(MUTATE_PODS, &["CREATE"]);
-    metrics.init(VALIDATE_QUARKSJOBS, &["CREATE", "UPDATE"]);
-    metrics.init(PROBE, &["CREATE"]);
+    // the operations the webhooks are registered for (`certs::Registration` reads the same)
+    for endpoint in Endpoint::ALL {
+        metrics.init(endpoint.label, endpoint.operations);
+    }
     axum::Router::new()
-        .route(MUTATE_PODS_PATH, post(mutate_pods))
-        .route(PROBE_PATH, post(probe))
-        .route(VALIDATE_QUARKSJOBS_PATH, post(validate_quarksjobs))
+        .route(Endpoint::MUTATE_PODS.path, post(mutate_pods))
+        .route(Endpoint::PROBE.path, post(probe))
+        .route(
+            Endpoint::VALIDATE_QUARKSJOBS.path,
+            post(validate_quarksjobs),
+        )
         .with_state(AppState {
             caches,
             settings: Arc::new(settings),
