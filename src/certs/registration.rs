@@ -25,19 +25,21 @@ use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
 use crate::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_NAME, LABEL_WEBHOOK_PROBE};
+use crate::core::webhooks::Endpoint;
 
+// (paths and names are those of the endpoints' one definition, `core::webhooks::Endpoint`)
 /// Path of the pod mutation endpoint.
-pub const MUTATE_PODS_PATH: &str = "/mutate-pods";
+pub const MUTATE_PODS_PATH: &str = Endpoint::MUTATE_PODS.path;
 /// Path of the probe endpoint (the operator's own dry-run pod, see `webhook::probe`).
-pub const PROBE_PATH: &str = "/probe";
+pub const PROBE_PATH: &str = Endpoint::PROBE.path;
 /// Path of the QuarksJob validation endpoint.
-pub const VALIDATE_QUARKSJOBS_PATH: &str = "/validate-quarksjobs";
+pub const VALIDATE_QUARKSJOBS_PATH: &str = Endpoint::VALIDATE_QUARKSJOBS.path;
 /// Name of the pod webhook in the `MutatingWebhookConfiguration`.
-pub const MUTATE_PODS_WEBHOOK: &str = "mutate-pods.quarks.cloudfoundry.org";
+pub const MUTATE_PODS_WEBHOOK: &str = Endpoint::MUTATE_PODS.webhook;
 /// Name of the probe webhook in the `MutatingWebhookConfiguration`.
-pub const PROBE_WEBHOOK: &str = "probe.quarks.cloudfoundry.org";
+pub const PROBE_WEBHOOK: &str = Endpoint::PROBE.webhook;
 /// Name of the QuarksJob webhook in the `ValidatingWebhookConfiguration`.
-pub const VALIDATE_QUARKSJOBS_WEBHOOK: &str = "validate-quarksjobs.quarks.cloudfoundry.org";
+pub const VALIDATE_QUARKSJOBS_WEBHOOK: &str = Endpoint::VALIDATE_QUARKSJOBS.webhook;
 /// Field manager of the registrations the operator creates (by URL only).
 const FIELD_MANAGER: &str = "quarks-job-webhook";
 /// The apiserver waits at most this long for an answer.
@@ -168,7 +170,7 @@ impl Registration {
                         match_labels: None,
                     }),
                     reinvocation_policy: Some("IfNeeded".into()),
-                    rules: Some(vec![pod_creation()]),
+                    rules: Some(vec![pod_rule(&Endpoint::MUTATE_PODS)]),
                     side_effects: "None".into(),
                     timeout_seconds: Some(TIMEOUT_SECONDS),
                     ..Default::default()
@@ -195,7 +197,7 @@ impl Registration {
                 ),
                 match_expressions: None,
             }),
-            rules: Some(vec![pod_creation()]),
+            rules: Some(vec![pod_rule(&Endpoint::PROBE)]),
             side_effects: "None".into(),
             timeout_seconds: Some(PROBE_TIMEOUT_SECONDS),
             ..Default::default()
@@ -218,7 +220,7 @@ impl Registration {
                 rules: Some(vec![RuleWithOperations {
                     api_groups: Some(vec!["quarks.cloudfoundry.org".into()]),
                     api_versions: Some(vec!["v1alpha1".into()]),
-                    operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+                    operations: Some(operations(&Endpoint::VALIDATE_QUARKSJOBS)),
                     resources: Some(vec!["quarksjobs".into()]),
                     scope: Some("Namespaced".into()),
                 }]),
@@ -297,12 +299,17 @@ pub fn is_missing(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
-/// The rule of both pod webhooks: pod creation.
-fn pod_creation() -> RuleWithOperations {
+/// The operations of `endpoint`'s rule.
+fn operations(endpoint: &Endpoint) -> Vec<String> {
+    endpoint.operations.iter().map(|o| o.to_string()).collect()
+}
+
+/// The rule of a pod webhook (both admit pod creation).
+fn pod_rule(endpoint: &Endpoint) -> RuleWithOperations {
     RuleWithOperations {
         api_groups: Some(vec!["".into()]),
         api_versions: Some(vec!["v1".into()]),
-        operations: Some(vec!["CREATE".into()]),
+        operations: Some(operations(endpoint)),
         resources: Some(vec!["pods".into()]),
         scope: Some("Namespaced".into()),
     }

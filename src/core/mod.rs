@@ -10,6 +10,7 @@
 //! | [`job_names`] | deterministic Job names, and which QuarksJob names can work |
 //! | [`podrefs`] | which ConfigMaps and Secrets a pod spec references |
 //! | [`kube_rules`] | the apiserver's rules for names, keys and label values |
+//! | [`webhooks`] | the admission endpoints: path, webhook name, operations, metric label |
 //! | [`names`] | upstream's name sanitisers (same input, same name as upstream) |
 //! | [`lenient`] | reading objects one at a time, never failing a list, never logging contents |
 
@@ -20,3 +21,4 @@ pub mod lenient;
 pub mod names;
 pub mod podrefs;
 pub mod versioned;
+pub mod webhooks;

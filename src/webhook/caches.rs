@@ -1,8 +1,14 @@
 //! The in-memory caches the webhook answers from (kube reflectors; metadata-only where the
 //! webhook needs no more, so no secret data is held in memory):
 //! monitored namespaces (their service account label), service accounts, versioned secrets
-//! (label-filtered), and QuarksJobs (whether they have `spec.output`).
-//! `Api<PartialObjectMeta<K>>` makes metadata-only requests.
+//! (label-filtered, held in a [`VersionedIndex`] by namespace and base name, so that an
+//! admission reads only the versions of the names its pod references), and QuarksJobs (whether
+//! they have `spec.output`). `Api<PartialObjectMeta<K>>` makes metadata-only requests.
+//!
+//! Every object is slimmed before it is stored ([`slim_namespace`], [`slim_identity`],
+//! [`slim_qjob`]): only what the webhook reads stays (names, the one namespace label, a
+//! QuarksJob's `spec.output`); `managedFields`, other labels, annotations (the
+//! last-applied-configuration among them), a QuarksJob's template and status are dropped.
 //!
 //! No single object can keep a cache from filling: metadata always decodes, and QuarksJobs are
 //! read one by one ([`Lenient`]); one that cannot be read is logged once, naming it (never its
@@ -11,7 +17,7 @@
 //! `/readyz`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::{Stream, StreamExt, future};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
@@ -22,6 +28,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use super::versioned_index::VersionedIndex;
 use crate::core::api::QuarksJob;
 use crate::core::api::labels::{
     LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT, LABEL_SECRET_KIND, SECRET_KIND_VERSIONED,
@@ -35,8 +42,43 @@ use crate::runtime::watch::describe_watch_error;
 pub struct Caches {
     namespaces: Store<PartialObjectMeta<Namespace>>,
     service_accounts: Store<PartialObjectMeta<ServiceAccount>>,
-    versioned_secrets: Store<PartialObjectMeta<Secret>>,
+    versioned_secrets: Arc<Versioned>,
     qjobs: Store<Lenient<QuarksJob>>,
+}
+
+/// The versioned-secret index and whether its first list is in.
+struct Versioned {
+    index: RwLock<VersionedIndex>,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+impl Versioned {
+    fn new() -> Arc<Versioned> {
+        Arc::new(Versioned {
+            index: RwLock::default(),
+            ready: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    fn apply(&self, event: watcher::Event<PartialObjectMeta<Secret>>) {
+        let event = match event {
+            watcher::Event::Apply(s) => watcher::Event::Apply(s.metadata),
+            watcher::Event::Delete(s) => watcher::Event::Delete(s.metadata),
+            watcher::Event::Init => watcher::Event::Init,
+            watcher::Event::InitApply(s) => watcher::Event::InitApply(s.metadata),
+            watcher::Event::InitDone => watcher::Event::InitDone,
+        };
+        let ready = {
+            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+            index.apply(event);
+            index.is_ready()
+        };
+        self.ready.send_if_modified(|r| {
+            let changed = *r != ready;
+            *r = ready;
+            changed
+        });
+    }
 }
 
 /// What one admission request needs, copied out of the caches.
@@ -48,7 +90,8 @@ pub struct Snapshot {
     pub output_service_account: Option<String>,
     /// Whether that service account exists.
     pub service_account_exists: bool,
-    /// Metadata of the namespace's versioned secrets.
+    /// The newest version of each versioned secret the pod references (name and
+    /// versioned-secret labels), all that pointing its references at the newest needs.
     pub versioned_secrets: Vec<ObjectMeta>,
 }
 
@@ -67,39 +110,51 @@ impl Caches {
             .labels(&format!("{LABEL_SECRET_KIND}={SECRET_KIND_VERSIONED}"));
         let (namespaces, ns_writer) = reflector::store();
         let (service_accounts, sa_writer) = reflector::store();
-        let (versioned_secrets, vs_writer) = reflector::store();
+        let versioned_secrets = Versioned::new();
         let (qjobs, qj_writer) = reflector::store();
         let problems = Problems::new(readiness, check);
         let ns = reflector::reflector(
             ns_writer,
-            problems.watch(
-                "namespaces",
-                watcher(
-                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                    monitored,
-                ),
-            ),
+            problems
+                .watch(
+                    "namespaces",
+                    watcher(
+                        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                        monitored,
+                    ),
+                )
+                .modify(slim_namespace),
         );
         let sa = reflector::reflector(
             sa_writer,
-            problems.watch(
-                "service accounts",
-                watcher(
-                    Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
-                    watcher::Config::default(),
-                ),
-            ),
+            problems
+                .watch(
+                    "service accounts",
+                    watcher(
+                        Api::<PartialObjectMeta<ServiceAccount>>::all(client.clone()),
+                        watcher::Config::default(),
+                    ),
+                )
+                .modify(slim_identity),
         );
-        let vs = reflector::reflector(
-            vs_writer,
-            problems.watch(
-                "versioned secrets",
-                watcher(
-                    Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-                    versioned,
-                ),
-            ),
-        );
+        let vs = {
+            let index = versioned_secrets.clone();
+            problems
+                .watch(
+                    "versioned secrets",
+                    watcher(
+                        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+                        versioned,
+                    ),
+                )
+                .default_backoff()
+                .for_each(move |event| {
+                    if let Ok(event) = event {
+                        index.apply(event);
+                    }
+                    future::ready(())
+                })
+        };
         let mut unreadable = ReportOnce::default();
         let qj = reflector::reflector(
             qj_writer,
@@ -111,14 +166,15 @@ impl Caches {
                         watcher::Config::default(),
                     ),
                 )
-                .inspect(move |event| report_unreadable(&mut unreadable, event)),
+                .inspect(move |event| report_unreadable(&mut unreadable, event))
+                .modify(slim_qjob),
         );
         let drive = async move {
             // errors are retried with backoff inside; the streams end only when dropped
             future::join4(
                 ns.default_backoff().for_each(|_| future::ready(())),
                 sa.default_backoff().for_each(|_| future::ready(())),
-                vs.default_backoff().for_each(|_| future::ready(())),
+                vs,
                 qj.default_backoff().for_each(|_| future::ready(())),
             )
             .await;
@@ -140,7 +196,7 @@ impl Caches {
         Caches {
             namespaces: reflector::store().0,
             service_accounts: reflector::store().0,
-            versioned_secrets: reflector::store().0,
+            versioned_secrets: Versioned::new(),
             qjobs: reflector::store().0,
         }
     }
@@ -150,14 +206,23 @@ impl Caches {
         let _ = future::join4(
             self.namespaces.wait_until_ready(),
             self.service_accounts.wait_until_ready(),
-            self.versioned_secrets.wait_until_ready(),
+            async {
+                let mut ready = self.versioned_secrets.ready.subscribe();
+                let _ = ready.wait_for(|r| *r).await;
+            },
             self.qjobs.wait_until_ready(),
         )
         .await;
     }
 
-    /// What a request for a pod of QuarksJob `qjob` in `namespace` needs.
-    pub fn snapshot(&self, namespace: &str, qjob: &str) -> Snapshot {
+    /// What a request for a pod of QuarksJob `qjob` in `namespace` that references the Secrets
+    /// `secrets` needs: its cost grows with the pod's references, not with the namespace.
+    pub fn snapshot<'a>(
+        &self,
+        namespace: &str,
+        qjob: &str,
+        secrets: impl IntoIterator<Item = &'a str>,
+    ) -> Snapshot {
         let output_service_account =
             self.namespaces
                 .get(&ObjectRef::new(namespace))
@@ -173,13 +238,22 @@ impl Caches {
                 .get(&ObjectRef::new(sa).within(namespace))
                 .is_some()
         });
-        let versioned_secrets = self
-            .versioned_secrets
-            .state()
-            .iter()
-            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
-            .map(|s| s.metadata.clone())
-            .collect();
+        let versioned_secrets = {
+            let index = self
+                .versioned_secrets
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut newest: Vec<ObjectMeta> = Vec::new();
+            for reference in secrets {
+                if let Some(meta) = index.newest(namespace, reference)
+                    && !newest.iter().any(|m| m.name == meta.name)
+                {
+                    newest.push(meta.clone());
+                }
+            }
+            newest
+        };
         Snapshot {
             qjob: self
                 .qjobs
@@ -189,6 +263,49 @@ impl Caches {
             service_account_exists,
             versioned_secrets,
         }
+    }
+}
+
+/// Only the identity of an object: its name and namespace (what a store is keyed by).
+fn identity(meta: &mut ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Keep of a namespace its name and the output service account label, all the webhook reads.
+fn slim_namespace(ns: &mut PartialObjectMeta<Namespace>) {
+    let label = ns
+        .metadata
+        .labels
+        .as_mut()
+        .and_then(|l| l.remove_entry(LABEL_QJOB_SERVICE_ACCOUNT));
+    ns.metadata = ObjectMeta {
+        labels: label.map(|l| BTreeMap::from([l])),
+        ..identity(&mut ns.metadata)
+    };
+}
+
+/// Keep of an object only its identity (the webhook asks whether it exists).
+fn slim_identity<K>(object: &mut PartialObjectMeta<K>) {
+    object.metadata = identity(&mut object.metadata);
+}
+
+/// Keep of a QuarksJob its identity and `spec.output`, all the pod mutation reads: its template
+/// (a whole Job spec), trigger and status go.
+fn slim_qjob(qjob: &mut Lenient<QuarksJob>) {
+    match qjob {
+        Lenient::Read(q) => {
+            // (no copy: the watcher has just decoded it, nothing else holds it yet)
+            let q = Arc::make_mut(q);
+            q.metadata = identity(&mut q.metadata);
+            q.spec.template = Default::default();
+            q.spec.trigger = None;
+            q.status = None;
+        }
+        Lenient::Unreadable { metadata, .. } => **metadata = identity(metadata),
     }
 }
 
@@ -274,6 +391,60 @@ impl Problems {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_what_the_webhook_reads_is_stored() {
+        let meta = json!({
+            "name": "n", "namespace": "ns", "uid": "u", "resourceVersion": "7",
+            "labels": {LABEL_QJOB_SERVICE_ACCOUNT: "sa", "other": "x"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
+        });
+        let mut ns: PartialObjectMeta<Namespace> =
+            serde_json::from_value(json!({"metadata": meta})).unwrap();
+        slim_namespace(&mut ns);
+        assert_eq!(
+            serde_json::to_value(&ns.metadata).unwrap(),
+            json!({"name": "n", "namespace": "ns", "labels": {LABEL_QJOB_SERVICE_ACCOUNT: "sa"}})
+        );
+        let mut sa: PartialObjectMeta<ServiceAccount> =
+            serde_json::from_value(json!({"metadata": meta})).unwrap();
+        slim_identity(&mut sa);
+        assert_eq!(
+            serde_json::to_value(&sa.metadata).unwrap(),
+            json!({"name": "n", "namespace": "ns"})
+        );
+        let qjob = json!({
+            "apiVersion": "quarks.cloudfoundry.org/v1alpha1", "kind": "QuarksJob",
+            "metadata": meta,
+            "spec": {
+                "trigger": {"strategy": "manual"},
+                "template": {"spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}},
+                "output": {"outputMap": {"c": {"o.json": {"name": "out"}}}}
+            },
+            "status": {"completed": true}
+        });
+        let mut q = Lenient::<QuarksJob>::from_value(&qjob);
+        slim_qjob(&mut q);
+        let q = q.get().unwrap();
+        assert_eq!(
+            serde_json::to_value(&q.metadata).unwrap(),
+            json!({"name": "n", "namespace": "ns"})
+        );
+        assert!(q.spec.output.is_some(), "what the mutation reads stays");
+        assert_eq!(q.spec.template, Default::default());
+        assert!(q.status.is_none());
+        // an unreadable one keeps its identity only
+        let mut bad = qjob.clone();
+        bad["spec"]["template"]["spec"]["template"]["spec"]["containers"][0]["name"] = json!(5);
+        let mut q = Lenient::<QuarksJob>::from_value(&bad);
+        assert!(q.error().is_some());
+        slim_qjob(&mut q);
+        assert_eq!(q.meta().name.as_deref(), Some("n"));
+        assert_eq!(q.meta().managed_fields, None);
+        assert_eq!(q.meta().annotations, None);
+    }
 
     #[test]
     fn why_the_caches_are_not_filled_is_the_readiness_reason() {

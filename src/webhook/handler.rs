@@ -13,15 +13,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 use super::caches::Caches;
 use super::mutate::{MutationContext, mutate};
 use super::validate::{validate, validate_update};
-use crate::certs::{MUTATE_PODS_PATH, PROBE_PATH, VALIDATE_QUARKSJOBS_PATH};
 use crate::core::api::labels::LABEL_QJOB_NAME;
+use crate::core::podrefs::references;
+use crate::core::webhooks::Endpoint;
 use crate::metrics::{AdmissionLabels, AdmissionMetrics};
 
 /// What the pod mutation needs from the operator's settings.
@@ -47,22 +50,25 @@ struct AppState {
 }
 
 /// The `webhook` label of the pod mutation.
-pub const MUTATE_PODS: &str = "mutate-pods";
+pub const MUTATE_PODS: &str = Endpoint::MUTATE_PODS.label;
 /// The `webhook` label of the QuarksJob validation.
-pub const VALIDATE_QUARKSJOBS: &str = "validate-quarksjobs";
+pub const VALIDATE_QUARKSJOBS: &str = Endpoint::VALIDATE_QUARKSJOBS.label;
 /// The `webhook` label of the probe.
-pub const PROBE: &str = "probe";
+pub const PROBE: &str = Endpoint::PROBE.label;
 
 /// The router of the admission endpoints; every answer is counted in `metrics`.
 pub fn router(caches: Caches, settings: PodSettings, metrics: AdmissionMetrics) -> axum::Router {
-    // the operations the webhooks are registered for (`certs::Registration`)
-    metrics.init(MUTATE_PODS, &["CREATE"]);
-    metrics.init(VALIDATE_QUARKSJOBS, &["CREATE", "UPDATE"]);
-    metrics.init(PROBE, &["CREATE"]);
+    // the operations the webhooks are registered for (`certs::Registration` reads the same)
+    for endpoint in Endpoint::ALL {
+        metrics.init(endpoint.label, endpoint.operations);
+    }
     axum::Router::new()
-        .route(MUTATE_PODS_PATH, post(mutate_pods))
-        .route(PROBE_PATH, post(probe))
-        .route(VALIDATE_QUARKSJOBS_PATH, post(validate_quarksjobs))
+        .route(Endpoint::MUTATE_PODS.path, post(mutate_pods))
+        .route(Endpoint::PROBE.path, post(probe))
+        .route(
+            Endpoint::VALIDATE_QUARKSJOBS.path,
+            post(validate_quarksjobs),
+        )
         .with_state(AppState {
             caches,
             settings: Arc::new(settings),
@@ -94,8 +100,10 @@ impl IntoResponse for Unreadable {
     }
 }
 
-fn read_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Unreadable> {
-    let review: AdmissionReview<DynamicObject> =
+fn read_review<T: Resource + DeserializeOwned>(
+    body: &[u8],
+) -> Result<AdmissionRequest<T>, Unreadable> {
+    let review: AdmissionReview<T> =
         serde_json::from_slice(body).map_err(|e| Unreadable::NotAReview(e.to_string()))?;
     review
         .try_into()
@@ -122,36 +130,71 @@ fn admit(
     decide: impl FnOnce(&AdmissionRequest<DynamicObject>) -> AdmissionResponse,
 ) -> Response {
     let started = Instant::now();
-    let (operation, allowed, response) = match read_review(body) {
-        Ok(req) => {
-            let resp = decide(&req);
-            let allowed = resp.allowed;
-            let operation = operation_label(&req.operation);
-            (operation, allowed, Json(resp.into_review()).into_response())
+    match read_review(body) {
+        Ok(req) => answer(metrics, webhook, &req.operation, decide(&req), started),
+        Err(unreadable) => {
+            let response = unreadable.into_response();
+            let labels = AdmissionLabels {
+                webhook,
+                operation: "unknown",
+            };
+            metrics.observe(labels, false, started.elapsed());
+            response
         }
-        Err(unreadable) => ("unknown", false, unreadable.into_response()),
+    }
+}
+
+async fn mutate_pods(State(state): State<AppState>, body: Bytes) -> Response {
+    // A review of a Pod is read in one pass, straight into the Pod; only a body that is not one
+    // takes the generic way, for the answer that says why (400, `invalid`, or "not a Pod").
+    let started = Instant::now();
+    let Ok(req) = read_review::<Pod>(&body) else {
+        return admit(&state.metrics, MUTATE_PODS, &body, |req| {
+            let resp = AdmissionResponse::from(req);
+            match &req.object {
+                Some(object) => {
+                    match serde_json::to_value(object).and_then(serde_json::from_value::<Pod>) {
+                        Ok(pod) => mutate_request(&state, req.namespace.as_deref(), &pod, resp),
+                        Err(e) => resp.deny(format!("not a Pod: {e}")),
+                    }
+                }
+                None => resp,
+            }
+        });
     };
-    let labels = AdmissionLabels { webhook, operation };
+    let resp = AdmissionResponse::from(&req);
+    let resp = match &req.object {
+        Some(pod) => mutate_request(&state, req.namespace.as_deref(), pod, resp),
+        None => resp,
+    };
+    answer(&state.metrics, MUTATE_PODS, &req.operation, resp, started)
+}
+
+/// Answer with `resp` and count it.
+fn answer(
+    metrics: &AdmissionMetrics,
+    webhook: &'static str,
+    operation: &Operation,
+    resp: AdmissionResponse,
+    started: Instant,
+) -> Response {
+    let labels = AdmissionLabels {
+        webhook,
+        operation: operation_label(operation),
+    };
+    let allowed = resp.allowed;
+    let response = Json(resp.into_review()).into_response();
     metrics.observe(labels, allowed, started.elapsed());
     response
 }
 
-async fn mutate_pods(State(state): State<AppState>, body: Bytes) -> Response {
-    admit(&state.metrics, MUTATE_PODS, &body, |req| {
-        mutate_request(&state, req)
-    })
-}
-
-fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
-    let resp = AdmissionResponse::from(req);
-    let Some(object) = &req.object else {
-        return resp;
-    };
-    let pod: Pod = match serde_json::to_value(object).and_then(serde_json::from_value) {
-        Ok(pod) => pod,
-        Err(e) => return resp.deny(format!("not a Pod: {e}")),
-    };
-    let namespace = req.namespace.clone().unwrap_or_default();
+fn mutate_request(
+    state: &AppState,
+    namespace: Option<&str>,
+    pod: &Pod,
+    resp: AdmissionResponse,
+) -> AdmissionResponse {
+    let namespace = namespace.unwrap_or_default();
     let qjob_name = pod
         .metadata
         .labels
@@ -161,9 +204,14 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
     let Some(qjob_name) = qjob_name else {
         return resp;
     };
-    let snapshot = state.caches.snapshot(&namespace, &qjob_name);
+    let references = pod.spec.as_ref().map(references).unwrap_or_default();
+    let snapshot = state.caches.snapshot(
+        namespace,
+        &qjob_name,
+        references.secrets.keys().map(String::as_str),
+    );
     let ctx = MutationContext {
-        namespace: &namespace,
+        namespace,
         qjob: snapshot.qjob.as_deref(),
         output_service_account: snapshot.output_service_account.as_deref(),
         service_account_exists: snapshot.service_account_exists,
@@ -181,7 +229,7 @@ fn mutate_request(state: &AppState, req: &AdmissionRequest<DynamicObject>) -> Ad
         .or(pod.metadata.generate_name.clone())
         .unwrap_or_default();
     let object = format!("{namespace}/{qjob_name}");
-    match mutate(&pod, &ctx) {
+    match mutate(pod, &ctx) {
         Ok(patch) => {
             debug!(
                 %object,

@@ -75,7 +75,7 @@ async fn a_body_that_is_no_review_is_a_400_not_a_panic() {
         b"[1,2]".to_vec(),
         vec![0xff, 0xfe],
     ] {
-        let (status, _, text) = post(MUTATE_PODS_PATH, body).await;
+        let (status, _, text) = post(Endpoint::MUTATE_PODS.path, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(text.starts_with("not an AdmissionReview"), "{text}");
     }
@@ -87,7 +87,7 @@ async fn a_review_without_request_gets_an_invalid_review() {
         &json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}),
     )
     .unwrap();
-    let (status, value, _) = post(VALIDATE_QUARKSJOBS_PATH, body).await;
+    let (status, value, _) = post(Endpoint::VALIDATE_QUARKSJOBS.path, body).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(value["response"]["allowed"], false);
     assert!(
@@ -102,7 +102,7 @@ async fn a_review_without_request_gets_an_invalid_review() {
 async fn pods_without_the_quarksjob_label_pass_untouched() {
     let pod =
         json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
-    let (_, value, _) = post(MUTATE_PODS_PATH, review("Pod", "pods", "ns", pod)).await;
+    let (_, value, _) = post(Endpoint::MUTATE_PODS.path, review("Pod", "pods", "ns", pod)).await;
     assert_eq!(
         value["response"]["uid"],
         "705ab4f5-6393-11e8-b7cc-42010a800002"
@@ -115,7 +115,11 @@ async fn pods_without_the_quarksjob_label_pass_untouched() {
 async fn a_job_pod_in_a_namespace_without_output_account_is_denied_with_the_reason() {
     let pod = json!({"metadata": {"generateName": "j-", "labels": {"quarks.cloudfoundry.org/qjob-name": "q"}},
                      "spec": {"containers": [{"name": "c", "image": "i"}]}});
-    let (_, value, _) = post(MUTATE_PODS_PATH, review("Pod", "pods", "staging", pod)).await;
+    let (_, value, _) = post(
+        Endpoint::MUTATE_PODS.path,
+        review("Pod", "pods", "staging", pod),
+    )
+    .await;
     assert_eq!(value["response"]["allowed"], false);
     let message = value["response"]["status"]["message"].as_str().unwrap();
     assert!(
@@ -130,7 +134,7 @@ async fn quarksjobs_are_validated_with_messages_and_warnings() {
         "spec": {"template": {"spec": {"template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "output-persist", "image": "i"}]}}}}}});
     let (_, value, _) = post(
-        VALIDATE_QUARKSJOBS_PATH,
+        Endpoint::VALIDATE_QUARKSJOBS.path,
         review("QuarksJob", "quarksjobs", "ns", bad),
     )
     .await;
@@ -146,7 +150,7 @@ async fn quarksjobs_are_validated_with_messages_and_warnings() {
         "spec": {"template": {"backoffLimit": 2, "spec": {"template": {"spec": {"restartPolicy": "Never",
             "containers": [{"name": "c", "image": "i"}]}}}}}});
     let (_, value, _) = post(
-        VALIDATE_QUARKSJOBS_PATH,
+        Endpoint::VALIDATE_QUARKSJOBS.path,
         review("QuarksJob", "quarksjobs", "ns", misplaced),
     )
     .await;
@@ -166,12 +170,17 @@ async fn every_answer_is_counted_by_webhook_and_operation() {
     let labels = |webhook, operation| AdmissionLabels { webhook, operation };
     let plain =
         json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
-    post_to(&app, MUTATE_PODS_PATH, review("Pod", "pods", "ns", plain)).await;
+    post_to(
+        &app,
+        Endpoint::MUTATE_PODS.path,
+        review("Pod", "pods", "ns", plain),
+    )
+    .await;
     let job_pod = json!({"metadata": {"generateName": "j-", "labels": {"quarks.cloudfoundry.org/qjob-name": "q"}},
                          "spec": {"containers": [{"name": "c", "image": "i"}]}});
     post_to(
         &app,
-        MUTATE_PODS_PATH,
+        Endpoint::MUTATE_PODS.path,
         review("Pod", "pods", "staging", job_pod),
     )
     .await;
@@ -183,7 +192,7 @@ async fn every_answer_is_counted_by_webhook_and_operation() {
         "the job pod without output account"
     );
 
-    post_to(&app, VALIDATE_QUARKSJOBS_PATH, b"{".to_vec()).await;
+    post_to(&app, Endpoint::VALIDATE_QUARKSJOBS.path, b"{".to_vec()).await;
     let unknown = labels(VALIDATE_QUARKSJOBS, "unknown");
     assert_eq!(metrics.requests(&unknown), 1);
     assert_eq!(metrics.denials(&unknown), 1);

@@ -4,7 +4,8 @@
 //! - `/validate-quarksjobs` ([`validate`]): rejects QuarksJobs that cannot work;
 //! - `/probe` ([`probe`]): the operator's own dry-run pod, to know the apiserver calls the webhook.
 //!
-//! Handlers ([`handler`]) answer from in-memory caches ([`caches`]); [`limits`] bounds what a
+//! Handlers ([`handler`]) answer from in-memory caches ([`caches`], versioned secrets indexed by
+//! namespace and base name in [`versioned_index`]); [`limits`] bounds what a
 //! request may cost; [`server`] serves TLS with connection limits and graceful shutdown; [`run`]
 //! wires certificates, registration and caches.
 //!
@@ -19,6 +20,7 @@ pub mod resources;
 pub mod run;
 mod server;
 pub mod validate;
+pub mod versioned_index;
 pub mod versioned_refs;
 
 pub use limits::{BODY_BUDGET, BODY_LIMIT, JSON_VALUE_LIMIT, REQUEST_TIMEOUT, with_limits};

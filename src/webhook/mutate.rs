@@ -71,18 +71,31 @@ pub struct MutationContext<'a> {
 
 /// The patch that makes `pod` a QuarksJob pod, or the reason it must be denied.
 pub fn mutate(pod: &Pod, ctx: &MutationContext<'_>) -> Result<json_patch::Patch, String> {
-    let before = serde_json::to_value(pod).map_err(|e| format!("cannot read the pod: {e}"))?;
-    let mut pod = pod.clone();
-    let spec = pod.spec.get_or_insert_with(Default::default);
-    add_output_volumes(spec);
+    // Only the spec changes: it alone is copied, written out and compared (the patch's paths
+    // are those of the whole pod, under `/spec`).
+    let before =
+        spec_document(pod.spec.as_ref()).map_err(|e| format!("cannot read the pod: {e}"))?;
+    let mut spec = pod.spec.clone().unwrap_or_default();
+    add_output_volumes(&mut spec);
     // Without a cached QuarksJob the container is added too: persist-output exits at once when
     // there is no output, while a missing container would lose output for good.
     if ctx.qjob.is_none_or(|q| q.spec.output.is_some()) {
-        add_output_container(spec, ctx)?;
+        add_output_container(&mut spec, ctx)?;
     }
-    super::versioned_refs::point_to_latest(spec, ctx.versioned_secrets);
-    let after = serde_json::to_value(&pod).map_err(|e| format!("cannot write the pod: {e}"))?;
+    super::versioned_refs::point_to_latest(&mut spec, ctx.versioned_secrets);
+    let after = spec_document(Some(&spec)).map_err(|e| format!("cannot write the pod: {e}"))?;
     Ok(json_patch::diff(&before, &after))
+}
+
+/// `{"spec": spec}` (`{}` without one): the part of a pod the mutation changes, as JSON.
+fn spec_document(
+    spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
+) -> serde_json::Result<serde_json::Value> {
+    let mut document = serde_json::Map::new();
+    if let Some(spec) = spec {
+        document.insert("spec".into(), serde_json::to_value(spec)?);
+    }
+    Ok(serde_json::Value::Object(document))
 }
 
 fn user_containers(spec: &k8s_openapi::api::core::v1::PodSpec) -> impl Iterator<Item = &Container> {

@@ -379,3 +379,27 @@ fn the_operator_images_pull_secrets_come_with_the_output_container() {
 
 #[path = "pod_security_tests.rs"]
 mod pod_security;
+
+#[test]
+fn the_patch_touches_the_spec_only_and_applies_to_a_pod_without_one() {
+    let q = qjob(true);
+    let with_spec = pod(json!({"containers": [{"name": "c1", "image": "busybox"}]}));
+    let patch = mutate(&with_spec, &ctx(Some(&q), &[])).unwrap();
+    assert!(!patch.0.is_empty());
+    for op in &patch.0 {
+        let path = serde_json::to_value(op).unwrap()["path"].clone();
+        assert!(
+            path.as_str().unwrap().starts_with("/spec/"),
+            "{path} is outside the spec"
+        );
+    }
+    // (the apiserver always sends a spec; a pod without one still gets a usable patch)
+    let mut without = with_spec.clone();
+    without.spec = None;
+    let mutated = apply(&without, &ctx(Some(&q), &[]));
+    assert_eq!(
+        container(&mutated, OUTPUT_PERSIST_CONTAINER).args,
+        Some(vec!["persist-output".to_string()])
+    );
+    assert_eq!(mutated.metadata, without.metadata);
+}
