@@ -28,9 +28,10 @@ test-unit: ## Run the unit tests and the layering check (no control plane)
 test-integration: control-plane ## Run the integration tests only
 	$(CARGO) test --locked --tests --test '*'
 
-lint: ## cargo fmt --check and clippy with warnings denied
+lint: ## cargo fmt --check, clippy and rustdoc (broken intra-doc links) with warnings denied
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps --document-private-items
 
 fmt: ## Format the code
 	$(CARGO) fmt

@@ -5,8 +5,8 @@
 //! admission reads only the versions of the names its pod references), and QuarksJobs (whether
 //! they have `spec.output`). `Api<PartialObjectMeta<K>>` makes metadata-only requests.
 //!
-//! Every object is slimmed before it is stored ([`slim_namespace`], [`slim_identity`],
-//! [`slim_qjob`]): only what the webhook reads stays (names, the one namespace label, a
+//! Every object is slimmed before it is stored (`slim_namespace`, `slim_identity`,
+//! `slim_qjob`): only what the webhook reads stays (names, the one namespace label, a
 //! QuarksJob's `spec.output`); `managedFields`, other labels, annotations (the
 //! last-applied-configuration among them), a QuarksJob's template and status are dropped.
 //!

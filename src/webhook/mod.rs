@@ -5,8 +5,8 @@
 //! - `/probe` ([`probe`]): the operator's own dry-run pod, to know the apiserver calls the webhook.
 //!
 //! Handlers ([`handler`]) answer from in-memory caches ([`caches`], versioned secrets indexed by
-//! namespace and base name in [`versioned_index`]); [`limits`] bounds what a
-//! request may cost; [`server`] serves TLS with connection limits and graceful shutdown; [`run`]
+//! namespace and base name in [`versioned_index`]); `limits` bounds what a
+//! request may cost; `server` serves TLS with connection limits and graceful shutdown; [`run`]
 //! wires certificates, registration and caches.
 //!
 //! Layer: feature (on `crate::core` and `crate::runtime`; takes plain settings, see docs/architecture.md).
