@@ -10,6 +10,8 @@
 //! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
+//! | `index` | reference → QuarksJobs, kept from the QuarksJob watch | pure |
+//! | `slim` | what the caches keep of an object | pure |
 //! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
 //! | `refs` | resolving references (GETs) | I/O |
 //! | `report` | a failing reconcile shown on the QuarksJob (condition, event) | I/O |
@@ -29,6 +31,7 @@ pub mod digest;
 mod error;
 pub mod events;
 pub mod history;
+mod index;
 pub mod job;
 pub mod mapping;
 mod outcome;
@@ -37,6 +40,7 @@ mod refs;
 mod report;
 mod run;
 pub mod runs;
+mod slim;
 pub mod state;
 pub mod status;
 

@@ -157,9 +157,24 @@ pub fn decide(input: &TriggerInput) -> Decision {
 /// Whether [`decide`] needs the referenced configuration resolved (for the missing-reference
 /// check of a run, or for the digest).
 pub fn needs_references(input: &TriggerInput) -> bool {
-    input.requested_run > input.created_run
-        || consumed(input.strategy).is_some()
-        || (input.update_on_config_change && input.strategy.is_some_and(Strategy::is_auto_errand))
+    references_matter(
+        input.strategy,
+        input.update_on_config_change,
+        input.requested_run > input.created_run,
+    )
+}
+
+/// Whether the referenced ConfigMaps and Secrets can change what a reconcile does: a trigger
+/// (which waits for missing references), a `pending` run, or an auto-errand with
+/// `updateOnConfigChange` (the config digest). Otherwise [`decide`] never looks at them.
+pub fn references_matter(
+    strategy: Option<Strategy>,
+    update_on_config_change: bool,
+    pending: bool,
+) -> bool {
+    pending
+        || consumed(strategy).is_some()
+        || (update_on_config_change && strategy.is_some_and(Strategy::is_auto_errand))
 }
 
 #[cfg(test)]
