@@ -214,7 +214,7 @@ mod tests {
                 _ => json!({"name": format!("v-{n}"), "configMap": {"name": n}}),
             })
             .collect();
-        Lenient::from_value(&json!({
+        Watched::from_value(&json!({
             "apiVersion": "quarks.cloudfoundry.org/v1alpha1", "kind": "QuarksJob",
             "metadata": {"name": name, "namespace": ns},
             "spec": {"trigger": {"strategy": strategy}, "template": {"spec": {"template": {"spec": {
@@ -286,7 +286,7 @@ mod tests {
         assert!(index.is_empty());
         // `done` with updateOnConfigChange keeps watching its configuration
         let mut w = qjob("a", "d", "done", &[("ConfigMap", "cm")]);
-        if let Lenient::Read(q) = &mut w {
+        if let Lenient::Read(q) = &mut w.qjob {
             std::sync::Arc::make_mut(q).spec.update_on_config_change = true;
         }
         index.event(&Event::Apply(w));
@@ -296,7 +296,7 @@ mod tests {
         );
         // a pending run
         let mut w = qjob("a", "p", "manual", &[("Secret", "t")]);
-        if let Lenient::Read(q) = &mut w {
+        if let Lenient::Read(q) = &mut w.qjob {
             let st = std::sync::Arc::make_mut(q).status.get_or_insert_default();
             st.requested_run = 2;
             st.created_run = 1;
@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn unreadable_quarks_jobs_reference_nothing() {
         let mut index = RefIndex::default();
-        index.event(&Event::Apply(Lenient::from_value(&json!({
+        index.event(&Event::Apply(Watched::from_value(&json!({
             "apiVersion": "quarks.cloudfoundry.org/v1alpha1", "kind": "QuarksJob",
             "metadata": {"name": "bad", "namespace": "a"},
             "spec": {"trigger": {"strategy": "now"}, "template": {"spec": {"template": {"spec": {

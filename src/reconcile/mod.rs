@@ -12,6 +12,7 @@
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
 //! | `index` | reference → QuarksJobs, kept from the QuarksJob watch | pure |
 //! | `slim` | what the caches keep of an object | pure |
+//! | `watched` | a cached QuarksJob: typed, and its raw template | pure |
 //! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
 //! | `refs` | resolving references (GETs) | I/O |
 //! | `report` | a failing reconcile shown on the QuarksJob (condition, event) | I/O |
@@ -43,6 +44,7 @@ pub mod runs;
 mod slim;
 pub mod state;
 pub mod status;
+mod watched;
 
 pub use context::{Config, DEFAULT_JOB_HISTORY, DEFAULT_RUN_HISTORY};
 pub use controller::{run_controller, run_controller_until};

@@ -54,8 +54,8 @@ pub fn slim_meta(meta: &mut ObjectMeta, keep_strategy_writers: bool) {
 
 /// Strip a cached QuarksJob (see the module docs).
 pub fn slim_qjob(qjob: &mut Watched) {
-    match qjob {
-        Lenient::Read(_) => slim_meta(qjob.meta_mut(), true),
+    match &mut qjob.qjob {
+        q @ Lenient::Read(_) => slim_meta(q.meta_mut(), true),
         // (an unreadable one is only reported: its name and versions are enough)
         Lenient::Unreadable { metadata, .. } => slim_meta(metadata, false),
     }
@@ -81,7 +81,7 @@ mod tests {
     fn keeps_who_wrote_the_strategy_and_nothing_else() {
         let big = json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {}}},
             "f:trigger": {"f:strategy": {}}}});
-        let mut q: Watched = Lenient::from_value(&json!({
+        let mut q = Watched::from_value(&json!({
             "apiVersion": "quarks.cloudfoundry.org/v1alpha1", "kind": "QuarksJob",
             "metadata": {"name": "q", "namespace": "n",
                 "annotations": {LAST_APPLIED: "{...}", "keep": "me"},
