@@ -46,6 +46,6 @@ pub mod state;
 pub mod status;
 mod watched;
 
-pub use context::{Config, DEFAULT_JOB_HISTORY, DEFAULT_RUN_HISTORY};
+pub use context::{Config, DEFAULT_JOB_HISTORY, DEFAULT_MAX_WORKERS, DEFAULT_RUN_HISTORY};
 pub use controller::{run_controller, run_controller_until};
 pub use error::{Error, Result, backoff};
