@@ -47,8 +47,7 @@ async fn bad_quarksjobs_are_refused_at_the_door_and_shown_if_they_got_in() {
         "{c:?}"
     );
     w.wait_event(&long, "InvalidName").await;
-    // (the validating webhook lets the operator's own strategy write through, since the problem
-    // was there before the update; the apiserver then refuses the Job, and that is shown)
+    // (the Job is the first write of a run: the apiserver refuses it, and that is shown)
     let c = w.wait_reconciled(&op, "always", "False").await;
     assert_eq!(c.reason, "ApiError", "{c:?}");
     assert!(
@@ -59,8 +58,8 @@ async fn bad_quarksjobs_are_refused_at_the_door_and_shown_if_they_got_in() {
     w.wait_event("always", "ReconcileError").await;
     assert_eq!(
         w.get("always").await.strategy(),
-        Some(Strategy::Manual),
-        "the trigger was taken: the allocated run is created once the template is fixed"
+        Some(Strategy::Now),
+        "the trigger is kept (no Job, nothing consumed): it runs once the template is fixed"
     );
 
     // fixed, it runs, and the condition says so

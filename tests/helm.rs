@@ -52,7 +52,8 @@ fn chart_follows_the_crate_and_ships_the_generated_crd() {
 }
 
 /// Upstream chart's keys keep upstream's defaults (reference §9.1), except `image.tag`, whose
-/// upstream default was a placeholder rewritten at publish time.
+/// upstream default was a placeholder rewritten at publish time, and `maxWorkers`, which
+/// follows the operator's measured default (`--max-workers`, docs/benchmarks.md).
 #[test]
 fn values_keep_upstream_keys_and_defaults() {
     let values = chart_file("values.yaml");
@@ -62,7 +63,7 @@ fn values_keep_upstream_keys_and_defaults() {
         "nameOverride": "",
         "image": {"org": "cfcontainerization", "repository": "quarks-job"},
         "logLevel": "debug",
-        "maxWorkers": 1,
+        "maxWorkers": quarks_job::reconcile::DEFAULT_MAX_WORKERS,
         "serviceAccount": {"create": true, "name": null},
         "persistOutputClusterRole": {"create": true, "name": "qjob-persist-output"},
         "singleNamespace": {"createNamespace": true, "createAccount": true},

@@ -277,19 +277,33 @@ async fn many_quarks_jobs_get_one_job_each() {
     w.cleanup().await;
 }
 
-/// Create, without any operator, the state a crash leaves behind: run 1 allocated in the
-/// status, optionally the Job of run 1 created, and the strategy as given.
+/// Create, without any operator, the state a crash of an earlier version leaves behind: run 1
+/// allocated in the status, optionally the Job of run 1 created, and the strategy as given.
 async fn crashed_state(w: &World, name: &str, strategy: &str, job_created: bool) -> String {
+    crashed(w, name, strategy, true, job_created).await
+}
+
+/// Create, without any operator, the state a crash leaves behind: run 1 allocated in the status
+/// (earlier versions) or not, optionally the Job of run 1 created, and the strategy as given.
+async fn crashed(
+    w: &World,
+    name: &str,
+    strategy: &str,
+    allocated: bool,
+    job_created: bool,
+) -> String {
     let q = w.create(qjob(name, strategy, json!({}))).await;
     let uid = q.uid().unwrap();
-    w.qjobs()
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": {"requestedRun": 1}})),
-        )
-        .await
-        .unwrap();
+    if allocated {
+        w.qjobs()
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": {"requestedRun": 1}})),
+            )
+            .await
+            .unwrap();
+    }
     let job = job_name(name, &uid, 1);
     if job_created {
         let raw: Api<DynamicObject> = Api::namespaced_with(
@@ -348,6 +362,42 @@ async fn restart_after_job_creation_before_strategy_update_makes_no_second_job()
         assert_eq!(&jobs[0].name_any(), job, "{name}: the Job of run 1");
     }
     w.wait_event("after-create", "AlreadyRunning").await;
+    w.cleanup().await;
+}
+
+#[tokio::test]
+async fn restart_between_the_job_and_its_bookkeeping_records_the_run_once() {
+    let w = World::new("crash2").await;
+    // crash right after the create (step 1): the trigger still there, nothing recorded
+    let job_now = crashed(&w, "created-now", "now", false, true).await;
+    let job_once = crashed(&w, "created-once", "once", false, true).await;
+    // crash after the trigger was consumed (step 2), before the record (step 3)
+    let job_consumed = crashed(&w, "created-consumed", "manual", false, true).await;
+
+    let _op = w.operator();
+    for (name, job, strategy) in [
+        ("created-now", &job_now, Strategy::Manual),
+        ("created-once", &job_once, Strategy::Done),
+        ("created-consumed", &job_consumed, Strategy::Manual),
+    ] {
+        let q = w.wait_qjob(name, "recorded", |q| created_run(q) == 1).await;
+        assert_eq!(q.strategy(), Some(strategy), "{name}: the trigger consumed");
+        w.barrier(name).await;
+        let q = w.get(name).await;
+        let st = q.status.clone().unwrap_or_default();
+        assert_eq!(
+            (st.created_run, st.requested_run),
+            (1, 1),
+            "{name}: one run"
+        );
+        assert_eq!(st.last_job_name.as_deref(), Some(job.as_str()), "{name}");
+        let records: Vec<i64> = st.runs.iter().map(|r| r.run).collect();
+        assert_eq!(records, [1], "{name}: the run recorded once");
+        let jobs = w.jobs_of(name).await;
+        assert_eq!(jobs.len(), 1, "{name}: no second Job");
+        assert_eq!(&jobs[0].name_any(), job, "{name}: the Job of run 1");
+    }
+    w.wait_event("created-now", "AlreadyRunning").await;
     w.cleanup().await;
 }
 

@@ -7,7 +7,7 @@ use clap::builder::{BoolishValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::VERSION;
-use crate::reconcile::{DEFAULT_JOB_HISTORY, DEFAULT_RUN_HISTORY};
+use crate::reconcile::{DEFAULT_JOB_HISTORY, DEFAULT_MAX_WORKERS, DEFAULT_RUN_HISTORY};
 use crate::webhook::resources;
 
 mod leader;
@@ -235,8 +235,8 @@ pub struct OperatorArgs {
           value_parser = clap::value_parser!(u32).range(0..=20))]
     pub run_history: u32,
 
-    /// (MAX_WORKERS) Maximum number of workers concurrently running the controller
-    #[arg(long, env = "MAX_WORKERS", hide_env = true, default_value_t = 1,
+    /// (MAX_WORKERS) Maximum number of workers concurrently running the controller (reconciles mostly wait for the apiserver; the default is measured, see docs/benchmarks.md; upstream had 1)
+    #[arg(long, env = "MAX_WORKERS", hide_env = true, default_value_t = DEFAULT_MAX_WORKERS,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_workers: u16,
 

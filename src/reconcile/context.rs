@@ -14,16 +14,19 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::error::{Error, Result};
 use super::mapping;
-use crate::core::api::QuarksJob;
-use crate::core::lenient::Lenient;
 use crate::metrics::Metrics;
 use crate::runtime::events::Recorder;
 
-/// A QuarksJob as the controller watches it: read if it can be (see [`crate::core::lenient`]).
-pub type Watched = Lenient<QuarksJob>;
+pub use super::watched::Watched;
 
 /// The default of `--job-history`.
 pub const DEFAULT_JOB_HISTORY: u32 = 5;
+
+/// The default of `--max-workers`: measured with `make bench BENCH=burst` (1, 4, 16, 32
+/// workers; see docs/benchmarks.md). A reconcile mostly waits for the apiserver, so one worker
+/// serialises the round-trips of every trigger; 16 let a burst go at the apiserver's pace, and
+/// more add nothing measurable on a small control plane while allowing more requests in flight.
+pub const DEFAULT_MAX_WORKERS: u16 = 16;
 
 /// The default of `--run-history`.
 pub const DEFAULT_RUN_HISTORY: u32 = 5;
@@ -53,12 +56,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a monitored id (upstream defaults: 1 worker, 300 s, 60 s; a job history
-    /// of [`DEFAULT_JOB_HISTORY`]).
+    /// Defaults for a monitored id (upstream defaults: 300 s, 60 s; [`DEFAULT_MAX_WORKERS`]
+    /// workers, where upstream had 1; a job history of [`DEFAULT_JOB_HISTORY`]).
     pub fn new(monitored_id: impl Into<String>) -> Config {
         Config {
             monitored_id: monitored_id.into(),
-            max_workers: 1,
+            max_workers: DEFAULT_MAX_WORKERS,
             ctx_timeout: Duration::from_secs(300),
             meltdown: Duration::from_secs(60),
             job_history: DEFAULT_JOB_HISTORY as usize,
@@ -79,7 +82,49 @@ pub struct Context {
     pub recorder: Recorder,
     /// Cache of the metadata of all namespaces (for the monitored check).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Whether a cached QuarksJob is as new as this process last read or wrote it.
+    pub versions: Versions,
     failures: Mutex<HashMap<ObjectRef<Watched>, u32>>,
+}
+
+/// Per QuarksJob (uid), the `resourceVersion` this process last read from or wrote to the
+/// apiserver. The reconciler's cache lags behind its own writes (the watch event comes later);
+/// a reconcile may start from the cached object only if it is not older than what this process
+/// knows, that is: nothing was read or written yet, or the cached `resourceVersion` is the one
+/// last seen. A write whose outcome is unknown (failed, timed out, or written elsewhere, like
+/// a reported failure) makes the next reconcile read fresh.
+#[derive(Debug, Default)]
+pub struct Versions(Mutex<HashMap<String, Option<String>>>);
+
+impl Versions {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<String>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the cached QuarksJob `uid` at `resource_version` can stand in for a fresh read.
+    pub fn is_current(&self, uid: &str, resource_version: Option<&str>) -> bool {
+        match self.map().get(uid) {
+            None => true,
+            Some(Some(known)) => Some(known.as_str()) == resource_version,
+            Some(None) => false,
+        }
+    }
+
+    /// `uid` was read or written at `resource_version`.
+    pub fn saw(&self, uid: &str, resource_version: Option<&str>) {
+        self.map()
+            .insert(uid.to_string(), resource_version.map(str::to_string));
+    }
+
+    /// `uid` may have been written, at a version not known.
+    pub fn unsure(&self, uid: &str) {
+        self.map().insert(uid.to_string(), None);
+    }
+
+    /// `uid` is gone.
+    pub fn forget(&self, uid: &str) {
+        self.map().remove(uid);
+    }
 }
 
 impl Context {
@@ -98,6 +143,7 @@ impl Context {
             client,
             config,
             namespaces,
+            versions: Versions::default(),
             failures: Mutex::default(),
         }
     }

@@ -1,39 +1,45 @@
 //! Wiring: one cluster-wide controller for QuarksJobs, triggered by
 //!
-//! * QuarksJobs themselves, read one by one ([`Lenient`]): one that cannot be read never fails
+//! * QuarksJobs themselves, read one by one ([`crate::core::lenient::Lenient`]): one that cannot be read never fails
 //!   the watch of the others, it is reconciled (and reported) like any other;
 //! * Jobs carrying the `qjob-name` label (metadata only), mapped to their controlling QuarksJob;
 //! * namespaces (metadata only; a reflector that is also the namespace cache of the monitored
 //!   check), mapped to every QuarksJob in them, so labelling a namespace later picks up its
 //!   QuarksJobs;
 //! * ConfigMaps and Secrets, watched **metadata only**, mapped to the QuarksJobs of their
-//!   namespace that reference them (exact names; other versions of a versioned secret).
+//!   namespace that reference them (exact names; other versions of a versioned secret) through
+//!   an index kept from the QuarksJob watch ([`RefIndex`]), and only while those references can
+//!   change what the reconcile does.
+//!
+//! The QuarksJob and namespace caches are slimmed ([`super::slim`]): no `managedFields` beyond
+//! who wrote the trigger, no `last-applied-configuration`.
 //!
 //! The namespace gate is applied in the reconcile (against the cache), so one watch per kind
 //! serves every namespace.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use futures::{FutureExt, Stream, StreamExt, future, stream};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt, future, stream};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::context::{Config, Context, Watched};
 use super::error::Error;
+use super::index::RefIndex;
 use super::mapping;
 use super::reconciler::{error_policy, reconcile};
+use super::slim::{slim_meta, slim_qjob};
 use crate::core::api::QuarksJob;
 use crate::core::api::labels::LABEL_QJOB_NAME;
-use crate::core::lenient::Lenient;
 use crate::core::podrefs::RefKind;
 use crate::runtime::watch::describe_watch_error;
 
@@ -72,14 +78,28 @@ pub async fn run_controller_until(
         }
     }
     let (ns_reader, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
-    let qjobs: Api<Watched> = Api::all(client.clone());
-    let controller = Controller::new(qjobs, watcher::Config::default().any_semantic())
+    // The QuarksJob cache: slimmed (`slim`), and every event also keeps the reference index
+    // up to date (`index`).
+    let (qjob_store, qjob_writer) = reflector::store::<Watched>();
+    let index = Arc::new(Mutex::new(RefIndex::default()));
+    let indexer = index.clone();
+    let qjob_events = reflector(
+        qjob_writer,
+        watcher(
+            Api::<Watched>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .modify(slim_qjob)
+        .inspect_ok(move |event| lock(&indexer).event(event)),
+    )
+    .applied_objects();
+    let controller = Controller::for_stream(qjob_events, qjob_store.clone())
         .with_config(ControllerConfig::default().concurrency(config.max_workers))
         .owns(
             Api::<PartialObjectMeta<Job>>::all(client.clone()),
             watcher::Config::default().labels(LABEL_QJOB_NAME),
         );
-    let qjob_store = controller.store();
 
     // The namespace reflector runs as its own task, and the controller starts only once its
     // cache is filled: `Store::wait_until_ready` wakes a single waiter, so reconciles must not
@@ -91,7 +111,8 @@ pub async fn run_controller_until(
         watcher(
             Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
             watcher::Config::default(),
-        ),
+        )
+        .modify(|ns: &mut PartialObjectMeta<Namespace>| slim_meta(&mut ns.metadata, false)),
     )
     .default_backoff()
     .touched_objects();
@@ -103,11 +124,11 @@ pub async fn run_controller_until(
         warn!("namespace cache could not be filled");
         return;
     }
+    let store = qjob_store.clone();
     let ns_triggers = map_stream(
         ns_rx,
-        qjob_store.clone(),
         "namespace",
-        |store, ns: PartialObjectMeta<Namespace>| {
+        move |ns: PartialObjectMeta<Namespace>| {
             mapping::in_namespace(store.state().iter().map(|q| &**q), &ns.name_any())
         },
     );
@@ -118,9 +139,8 @@ pub async fn run_controller_until(
         )
         .default_backoff()
         .touched_objects(),
-        qjob_store.clone(),
         "ConfigMap",
-        |store, cm| referencing(store, RefKind::ConfigMap, cm.namespace(), &cm.name_any()),
+        referencing(index.clone(), RefKind::ConfigMap),
     );
     let secret_triggers = map_stream(
         watcher(
@@ -129,9 +149,8 @@ pub async fn run_controller_until(
         )
         .default_backoff()
         .touched_objects(),
-        qjob_store.clone(),
         "Secret",
-        |store, s| referencing(store, RefKind::Secret, s.namespace(), &s.name_any()),
+        referencing(index.clone(), RefKind::Secret),
     );
 
     config.metrics.reconcile.init_errors(&Error::KINDS);
@@ -230,40 +249,40 @@ async fn quarksjobs_served(client: &Client) {
     }
 }
 
-/// The readable QuarksJobs of `namespace` that reference the `kind` object `name` (one that
-/// cannot be read references nothing the reconciler could use).
-fn referencing(
-    store: &Store<Watched>,
+/// The QuarksJobs a `kind` object's event concerns, from the reference index.
+fn referencing<K: Resource>(
+    index: Arc<Mutex<RefIndex>>,
     kind: RefKind,
-    namespace: Option<String>,
-    name: &str,
-) -> Vec<ObjectRef<Watched>> {
-    let Some(ns) = namespace else {
-        return Vec::new();
-    };
-    let qjobs = store.state();
-    mapping::referencing(qjobs.iter().filter_map(|q| q.get()), &ns, kind, name)
-        .into_iter()
-        .map(|r| r.into_kind_unchecked::<Lenient<QuarksJob>>(()))
-        .collect()
+) -> impl Fn(K) -> Vec<ObjectRef<Watched>> {
+    move |obj: K| match obj.meta().namespace.as_deref() {
+        Some(ns) => {
+            lock(&index).referencing(ns, kind, obj.meta().name.as_deref().unwrap_or_default())
+        }
+        None => Vec::new(),
+    }
+}
+
+/// The index, also if a panic poisoned its lock (it holds no invariant a panic could break
+/// halfway that a later event would not repair).
+fn lock(index: &Mutex<RefIndex>) -> std::sync::MutexGuard<'_, RefIndex> {
+    index.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Map a watch stream of `K` to reconcile requests; watch errors are logged (the watcher backs
 /// off and retries by itself).
 fn map_stream<K, S, F>(
     input: S,
-    store: Store<Watched>,
     what: &'static str,
     map: F,
 ) -> impl Stream<Item = ObjectRef<Watched>> + Send + 'static
 where
     K: Resource + Send + 'static,
     S: Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-    F: Fn(&Store<Watched>, K) -> Vec<ObjectRef<Watched>> + Send + 'static,
+    F: Fn(K) -> Vec<ObjectRef<Watched>> + Send + 'static,
 {
     input.flat_map(move |res| {
         let refs = match res {
-            Ok(obj) => map(&store, obj),
+            Ok(obj) => map(obj),
             Err(e) => {
                 warn!("{what} watch: {}", describe_watch_error(&e));
                 Vec::new()

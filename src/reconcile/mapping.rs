@@ -1,4 +1,5 @@
-//! Which namespaces are monitored and which QuarksJobs a watched object concerns (pure).
+//! Which namespaces are monitored and which QuarksJobs a watched object concerns (pure; the
+//! reference index in `super::index` files QuarksJobs by [`refers_to`]).
 
 use k8s_openapi::api::core::v1::PodSpec;
 use kube::runtime::reflector::ObjectRef;
@@ -6,7 +7,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::core::api::QuarksJob;
 use crate::core::api::labels::{LABEL_MONITORED, LABEL_QJOB_SERVICE_ACCOUNT};
-use crate::core::podrefs::{self, RefKind};
+use crate::core::podrefs::RefKind;
 use crate::core::versioned;
 
 /// Upstream's `IsMonitoredNamespace`: the namespace carries the `qjob-service-account` label (any
@@ -57,28 +58,6 @@ pub fn refers_to(kind: RefKind, reference: &str, name: &str) -> bool {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
-}
-
-/// The QuarksJobs of `namespace` whose pod template references the `kind` object `name`.
-pub fn referencing<'a>(
-    qjobs: impl IntoIterator<Item = &'a QuarksJob>,
-    namespace: &str,
-    kind: RefKind,
-    name: &str,
-) -> Vec<ObjectRef<QuarksJob>> {
-    qjobs
-        .into_iter()
-        .filter(|q| q.namespace().as_deref() == Some(namespace))
-        .filter(|q| {
-            pod_spec(q).is_some_and(|spec| {
-                podrefs::references(spec)
-                    .of(kind)
-                    .keys()
-                    .any(|r| refers_to(kind, r, name))
-            })
-        })
-        .map(ObjectRef::from_obj)
-        .collect()
 }
 
 #[cfg(test)]
@@ -146,7 +125,7 @@ mod tests {
     }
 
     #[test]
-    fn maps_objects_to_the_quarks_jobs_of_their_namespace() {
+    fn namespace_events_map_to_the_quarks_jobs_of_their_namespace() {
         let qjobs = [
             qjob("a", "q1", "s-v1"),
             qjob("a", "q2", "other"),
@@ -154,15 +133,7 @@ mod tests {
         ];
         let names =
             |refs: Vec<ObjectRef<QuarksJob>>| refs.into_iter().map(|r| r.name).collect::<Vec<_>>();
-        assert_eq!(
-            names(referencing(&qjobs, "a", RefKind::Secret, "s-v3")),
-            ["q1"]
-        );
-        assert_eq!(
-            names(referencing(&qjobs, "a", RefKind::ConfigMap, "cm")),
-            ["q1", "q2"]
-        );
-        assert!(referencing(&qjobs, "a", RefKind::Secret, "cm").is_empty());
+        assert_eq!(names(in_namespace(&qjobs, "a")), ["q1", "q2"]);
         assert_eq!(names(in_namespace(&qjobs, "b")), ["q3"]);
     }
 }

@@ -10,6 +10,9 @@
 //! | [`history`] | which failed Jobs and kept pods go beyond `--job-history` | pure |
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
+//! | `index` | reference → QuarksJobs, kept from the QuarksJob watch | pure |
+//! | `slim` | what the caches keep of an object | pure |
+//! | `watched` | a cached QuarksJob: typed, and its raw template | pure |
 //! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
 //! | `refs` | resolving references (GETs) | I/O |
 //! | `report` | a failing reconcile shown on the QuarksJob (condition, event) | I/O |
@@ -30,6 +33,7 @@ pub mod digest;
 mod error;
 pub mod events;
 pub mod history;
+mod index;
 pub mod job;
 pub mod mapping;
 #[cfg(test)]
@@ -40,9 +44,11 @@ mod refs;
 mod report;
 mod run;
 pub mod runs;
+mod slim;
 pub mod state;
 pub mod status;
+mod watched;
 
-pub use context::{Config, DEFAULT_JOB_HISTORY, DEFAULT_RUN_HISTORY};
+pub use context::{Config, DEFAULT_JOB_HISTORY, DEFAULT_MAX_WORKERS, DEFAULT_RUN_HISTORY};
 pub use controller::{run_controller, run_controller_until};
 pub use error::{Error, Result, backoff};

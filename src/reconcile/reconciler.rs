@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::debug;
 
@@ -50,25 +50,30 @@ pub async fn reconcile(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
         debug!(%object, "namespace is not monitored, ignoring");
         return Ok(Action::await_change());
     }
-    // A fresh read, raw, so that the template keeps the fields the Rust types do not know.
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        &namespace,
-        &ApiResource::erase::<QuarksJob>(&()),
-    );
-    let Some(raw) = ctx
-        .api(&object, "get QuarksJob", api.get_opt(&name))
-        .await?
-    else {
-        debug!(%object, "QuarksJob is gone");
-        return Ok(Action::await_change());
+    // The cached QuarksJob if it is as new as what this process last read or wrote (its raw
+    // template kept, see `watched`); otherwise a fresh read, raw, so that the template keeps
+    // the fields the Rust types do not know.
+    let (mut subject, read) = match cached(&ctx, &obj, &object) {
+        Some(target) => (Subject::of_typed(&target.qjob, &object), Ok(target)),
+        None => {
+            let Some(raw) = get_raw(&ctx, &namespace, &name, &object).await? else {
+                debug!(%object, "QuarksJob is gone");
+                if let Some(uid) = obj.meta().uid.as_deref() {
+                    ctx.versions.forget(uid);
+                }
+                return Ok(Action::await_change());
+            };
+            if raw.metadata.deletion_timestamp.is_some() {
+                return Ok(Action::await_change());
+            }
+            (Subject::of(&raw, &object), read(&ctx, raw, &object))
+        }
     };
-    if raw.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    let mut subject = Subject::of(&raw, &object);
-    let outcome = match read(&ctx, raw, &object) {
+    let outcome = match read {
         Ok(mut target) => {
+            if target.qjob.metadata.deletion_timestamp.is_some() {
+                return Ok(Action::await_change());
+            }
             let outcome = reconcile_fresh(&mut target).await;
             subject.update(&target.qjob);
             outcome
@@ -91,6 +96,50 @@ pub async fn reconcile(obj: Arc<Watched>, ctx: Arc<Context>) -> Result<Action> {
             Err(e)
         }
     }
+}
+
+/// The cached QuarksJob as the reconcile's [`QJobRun`], if it can stand in for a fresh read: it
+/// could be read, and it is not older than what this process last read or wrote
+/// ([`super::context::Versions`]).
+fn cached<'a>(ctx: &'a Context, obj: &Watched, object: &str) -> Option<QJobRun<'a>> {
+    let qjob = obj.get()?;
+    let uid = qjob.metadata.uid.as_deref()?;
+    if !ctx
+        .versions
+        .is_current(uid, qjob.metadata.resource_version.as_deref())
+    {
+        return None;
+    }
+    check_qjob_name(&qjob.name_any()).ok()?;
+    Some(QJobRun {
+        ctx,
+        regarding: report::reference(&qjob.metadata),
+        qjob: qjob.clone(),
+        template: obj.template().unwrap_or_else(|| json!({})),
+        object: object.to_string(),
+    })
+}
+
+/// A fresh read of the QuarksJob, raw (`None`: it is gone); remembered as the version last seen.
+async fn get_raw(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    object: &str,
+) -> Result<Option<DynamicObject>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        namespace,
+        &ApiResource::erase::<QuarksJob>(&()),
+    );
+    let raw = ctx.api(object, "get QuarksJob", api.get_opt(name)).await?;
+    if let Some(raw) = &raw
+        && let Some(uid) = raw.metadata.uid.as_deref()
+    {
+        ctx.versions
+            .saw(uid, raw.metadata.resource_version.as_deref());
+    }
+    Ok(raw)
 }
 
 /// The QuarksJob read raw, as the reconcile's [`QJobRun`]: it must decode and its name must work.
@@ -131,6 +180,7 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
         )
     };
     let jobs = owned_jobs(t, &name, &namespace, &uid).await?;
+    let next_job = job_name(&name, &uid, before.created_run + 1);
 
     let tracks = t.qjob.spec.update_on_config_change
         && t.qjob.strategy().is_some_and(|s| s.is_auto_errand());
@@ -138,6 +188,7 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
         strategy: t.qjob.strategy(),
         requested_run: before.requested_run,
         created_run: before.created_run,
+        next_job_exists: jobs.iter().any(|j| j.name_any() == next_job),
         update_on_config_change: t.qjob.spec.update_on_config_change,
         config: ConfigState::NotTracked,
         since_last_job: before.last_reconcile.as_ref().map(|lr| since(lr.0)),

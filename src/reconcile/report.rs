@@ -45,6 +45,17 @@ impl Subject {
         }
     }
 
+    /// The QuarksJob as read from the cache.
+    pub fn of_typed(qjob: &QuarksJob, object: &str) -> Subject {
+        let mut subject = Subject {
+            object: object.to_string(),
+            metadata: ObjectMeta::default(),
+            conditions: Vec::new(),
+        };
+        subject.update(qjob);
+        subject
+    }
+
     /// The QuarksJob as the reconcile last read or wrote it.
     pub fn update(&mut self, qjob: &QuarksJob) {
         self.metadata = qjob.metadata.clone();
@@ -93,6 +104,9 @@ pub async fn failure(ctx: &Context, subject: &Subject, err: &Error) {
     }
     let namespace = subject.metadata.namespace.as_deref().unwrap_or_default();
     let name = subject.metadata.name.as_deref().unwrap_or_default();
+    // (a write the reconcile's cache check does not follow: the next reconcile reads fresh)
+    ctx.versions
+        .unsure(subject.metadata.uid.as_deref().unwrap_or_default());
     let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
         namespace,

@@ -1,7 +1,9 @@
-//! Steps 1–4 of a run (see [`super::state`]): allocate, consume the trigger, create the Job,
-//! record it. Every write is a merge patch of the fields it is about; the first two carry the
-//! `resourceVersion` they were decided on, so a decision made on a stale read fails with a
-//! conflict and is made again.
+//! Steps 1–3 of a run (see [`super::state`]): create the Job, consume the trigger, record the
+//! run; one function per write (`create_job`, `set_strategy`, `record`). The Job is the only
+//! write before the Job exists. The QuarksJob writes are merge patches of the fields they are
+//! about; consuming the trigger carries the `resourceVersion` it was decided on, so a decision
+//! made on a stale read fails with a conflict and is made again (the Job it created is then
+//! found by the next reconcile: the run is pending and is resumed).
 
 use futures::FutureExt;
 use k8s_openapi::api::batch::v1::Job;
@@ -84,8 +86,17 @@ impl QJobRun<'_> {
         } else {
             api.patch(&name, &params, &patch).boxed()
         };
-        match self.ctx.call(&self.object, action, request).await? {
+        let uid = self.owner().uid.to_string();
+        let answer = self.ctx.call(&self.object, action, request).await;
+        if !matches!(answer, Ok(Ok(_))) {
+            // (a timed-out write may have happened: the cache cannot be trusted any more)
+            self.ctx.versions.unsure(&uid);
+        }
+        match answer? {
             Ok(q) => {
+                self.ctx
+                    .versions
+                    .saw(&uid, q.metadata.resource_version.as_deref());
                 self.qjob.metadata.resource_version = q.metadata.resource_version;
                 Ok(())
             }
@@ -110,7 +121,7 @@ impl QJobRun<'_> {
 
     /// Run `plan` for the Job `job_name`; `exists` if the Job is already there. `digest` is the
     /// config digest the Job is created from; `start` what goes into the run's record. Returns
-    /// after step 4.
+    /// after step 3.
     pub async fn run(
         &mut self,
         plan: RunPlan,
@@ -119,24 +130,33 @@ impl QJobRun<'_> {
         digest: Option<String>,
         start: runs::Start,
     ) -> Result<()> {
-        if plan.allocate {
-            self.patch_status(
-                "allocate run",
-                json!({"status": {"requestedRun": plan.run}}),
-                true,
-            )
-            .await?;
-        }
+        let created = if exists {
+            false
+        } else {
+            self.create_job(job_name).await?
+        };
         if let Some(to) = plan.flip_to {
             self.set_strategy(to).await?;
         }
+        self.record(plan.run, job_name, digest, &start).await?;
+        // (the story, after the writes: events never delay the Job)
         self.announce_start(&plan, job_name, &start).await;
-        if exists {
-            self.already_running(job_name).await;
+        if created {
+            let note = format!("Created errand job '{job_name}' for '{}'", self.object);
+            publish_about(
+                &self.ctx.recorder,
+                &self.regarding,
+                Some(&job_named(&self.regarding, job_name)),
+                EventType::Normal,
+                events::CREATE_JOB,
+                "CreateJob",
+                note,
+            )
+            .await;
         } else {
-            self.create_job(job_name).await?;
+            self.already_running(job_name).await;
         }
-        self.record(plan.run, job_name, digest, start).await
+        Ok(())
     }
 
     /// Say why run `plan.run` starts: `Triggered` (by whom, if known) or `ConfigChanged` (which
@@ -202,7 +222,9 @@ impl QJobRun<'_> {
         .await;
     }
 
-    async fn create_job(&self, job_name: &str) -> Result<()> {
+    /// Step 1: create the Job `job_name`. Returns whether it was created now (false:
+    /// `AlreadyExists`, created before).
+    async fn create_job(&self, job_name: &str) -> Result<bool> {
         let owner = self.owner();
         let job = build_job(&owner, &self.template, job_name);
         let obj: DynamicObject = decode(&job).map_err(|source| Error::Decode {
@@ -226,23 +248,9 @@ impl QJobRun<'_> {
         {
             Ok(_) => {
                 self.ctx.config.metrics.jobs.created.inc();
-                let note = format!("Created errand job '{job_name}' for '{}'", self.object);
-                publish_about(
-                    &self.ctx.recorder,
-                    &self.regarding,
-                    Some(&job_named(&self.regarding, job_name)),
-                    EventType::Normal,
-                    events::CREATE_JOB,
-                    "CreateJob",
-                    note,
-                )
-                .await;
-                Ok(())
+                Ok(true)
             }
-            Err(e) if is_already_exists(&e) => {
-                self.already_running(job_name).await;
-                Ok(())
-            }
+            Err(e) if is_already_exists(&e) => Ok(false),
             Err(e) => {
                 let note = format!(
                     "Failed to create job '{job_name}' for '{}': {e}",
@@ -263,13 +271,14 @@ impl QJobRun<'_> {
         }
     }
 
-    /// Step 4: the Job of run `run` exists.
+    /// Step 3: the Job of run `run` exists; also marks the reconcile as succeeded so far (the
+    /// `Reconciled` condition), which usually spares the reconcile's closing status patch.
     async fn record(
         &mut self,
         run: i64,
         job_name: &str,
         digest: Option<String>,
-        start: runs::Start,
+        start: &runs::Start,
     ) -> Result<()> {
         let now = Timestamp::now();
         let generation = self.qjob.metadata.generation;
@@ -282,6 +291,7 @@ impl QJobRun<'_> {
             generation,
             now,
         );
+        status::set_reconciled(&mut st.conditions, Ok(()), generation, now);
         st.requested_run = st.requested_run.max(run);
         st.created_run = run;
         st.last_job_name = Some(job_name.to_string());
@@ -292,14 +302,10 @@ impl QJobRun<'_> {
         st.observed_generation = generation;
         // the run history (`runs`): one small hook
         let keep = self.ctx.config.run_history;
-        runs::record(
-            &mut st.runs,
-            runs::started(run, job_name, &start, now),
-            keep,
-        );
+        runs::record(&mut st.runs, runs::started(run, job_name, start, now), keep);
         // (a merge patch: references gone are written as null)
         let mut refs_patch = serde_json::Map::new();
-        if let Some(refs) = start.reference_digests {
+        if let Some(refs) = start.reference_digests.clone() {
             for gone in st
                 .reference_digests
                 .keys()

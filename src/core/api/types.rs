@@ -194,8 +194,9 @@ pub struct QuarksJobStatus {
     pub last_job_name: Option<String>,
 
     /// Number of the last run handed out. Runs are numbered from 1; the Job of run `n` has a
-    /// name derived from the QuarksJob's uid and `n`. Greater than `createdRun` while a run's
-    /// Job is being created (see the reconciler's documentation).
+    /// name derived from the QuarksJob's uid and `n`. Written together with `createdRun` (a run
+    /// in flight is marked by its Job); earlier versions wrote it first, and a value greater
+    /// than `createdRun` is still resumed (see the reconciler's documentation).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub requested_run: i64,
 

@@ -64,7 +64,6 @@ async fn a_succeeded_job_is_recorded_its_pods_kept_for_the_qjob_and_it_is_delete
     let output = json!({"name": "out", "namespace": NS,
         "labels": {LABEL_QJOB_NAME: NAME}, "creationTimestamp": WRITTEN});
     let (result, api) = scenario(recorded(true), Cache::Monitored, |mut api| async move {
-        api.expect_get_qjob().await;
         api.expect_list_jobs(vec![succeeded(json!({}))]).await;
         // the outcome of the run: its pods, its output Secrets (metadata only)
         api.expect_list_pods(&controller_uid(), vec![p1.clone()])
@@ -109,7 +108,6 @@ async fn a_succeeded_job_is_recorded_its_pods_kept_for_the_qjob_and_it_is_delete
 async fn a_succeeded_job_with_delete_pod_loses_its_pods_then_is_deleted() {
     let pods = vec![pod_of(1, "p1"), pod_of(1, "p2")];
     let (result, _api) = scenario(recorded(false), Cache::Monitored, |mut api| async move {
-        api.expect_get_qjob().await;
         api.expect_list_jobs(vec![succeeded(json!({"delete": "pod"}))])
             .await;
         // no record awaits an outcome: straight to the announcement and the cleanup

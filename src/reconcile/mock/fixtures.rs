@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tower_test::mock::{Handle, SendResponse};
 
 use super::objects::{
-    Cache, MONITORED_ID, NAME, NS, OWNER, core_path, job_of, job_uid, jobs_path, namespaces,
+    Cache, MONITORED_ID, NAME, NS, OWNER, UID, core_path, job_of, job_uid, jobs_path, namespaces,
     qjob_path, qjob_selector,
 };
 use crate::core::api::labels::LABEL_QJOB_NAME;
@@ -127,15 +127,9 @@ impl ApiServer {
         seen.body
     }
 
-    /// A status patch answered 409 Conflict (someone wrote the QuarksJob since it was read).
-    pub async fn expect_status_patch_conflict(&mut self, check: impl FnOnce(&Value)) {
-        let (seen, reply) = self
-            .next(
-                "status patch",
-                Method::PATCH,
-                &format!("{}/status", qjob_path()),
-            )
-            .await;
+    /// A spec patch answered 409 Conflict (someone wrote the QuarksJob since it was read).
+    pub async fn expect_spec_patch_conflict(&mut self, check: impl FnOnce(&Value)) {
+        let (seen, reply) = self.next("spec patch", Method::PATCH, &qjob_path()).await;
         check(&seen.body);
         answer(
             reply,
@@ -377,12 +371,30 @@ where
     F: FnOnce(ApiServer) -> Fut + Send + 'static,
     Fut: Future<Output = ApiServer> + Send + 'static,
 {
+    scenario_having_seen(stored, ns, None, script).await
+}
+
+/// [`scenario`], where this process last read or wrote the QuarksJob at `seen` (a version the
+/// cached object is not at), so the cache cannot stand in for a fresh read.
+pub async fn scenario_having_seen<F, Fut>(
+    stored: Value,
+    ns: Cache,
+    seen: Option<&str>,
+    script: F,
+) -> (Result<Action>, ApiServer)
+where
+    F: FnOnce(ApiServer) -> Fut + Send + 'static,
+    Fut: Future<Output = ApiServer> + Send + 'static,
+{
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let ctx = Arc::new(Context::new(
         Client::new(service, NS),
         Config::new(MONITORED_ID),
         namespaces(ns),
     ));
+    if let Some(seen) = seen {
+        ctx.versions.saw(UID, Some(seen));
+    }
     let watched = Arc::new(Watched::from_value(&stored));
     let server = ApiServer {
         handle,

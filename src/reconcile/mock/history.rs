@@ -24,7 +24,6 @@ async fn the_oldest_failed_job_beyond_the_history_is_deleted() {
         .map(|run| job(run, failed.clone(), json!({})))
         .collect();
     let (result, _api) = scenario(six_runs(), Cache::Monitored, |mut api| async move {
-        api.expect_get_qjob().await;
         api.expect_list_jobs(jobs).await;
         // announced once, for the last run's Job only
         let announced = api.expect_event("JobFailed").await;
@@ -65,7 +64,6 @@ async fn the_oldest_kept_pod_beyond_the_history_is_deleted() {
         })
         .collect();
     let (result, _api) = scenario(six_runs(), Cache::Monitored, |mut api| async move {
-        api.expect_get_qjob().await;
         // the Jobs were cleaned up; their pods are the QuarksJob's
         api.expect_list_jobs(vec![]).await;
         api.expect_list_pods(&qjob_selector(), kept).await;

@@ -1,6 +1,6 @@
 //! The mock-apiserver tier (test only; layer: feature, under `reconcile`): one reconcile driven
 //! against a scripted apiserver that asserts each request in order and answers it, so the
-//! reconciler's write sequences (allocate, consume the trigger, create, record; conflicts,
+//! reconciler's write sequences (create the Job, consume the trigger, record; conflicts,
 //! resumed runs, cleanup) are tested in milliseconds, without a control plane. See "Test tiers"
 //! in docs/architecture.md.
 //!
@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`fixtures`] | the client over `tower_test::mock`, the context, the scripted apiserver, a scenario's run |
 //! | [`objects`] | the QuarksJob, Jobs and pods as stored, their paths, the namespace cache |
-//! | [`triggers`] | `now`, `once`, a conflict on the allocation, namespaces not monitored |
+//! | [`triggers`] | `now`, `once`, a stale cache read fresh, a conflict on consuming the trigger, namespaces not monitored |
 //! | [`resume`] | runs interrupted between their writes |
 //! | [`cleanup`] | succeeded Jobs: outcome, pods kept or deleted, the Job deleted |
 //! | [`history`] | `--job-history`: the oldest failed Job, the oldest kept pod deleted |

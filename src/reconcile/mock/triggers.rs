@@ -1,30 +1,26 @@
-//! Scenarios of a trigger (test only): `now` and `once` runs, a conflict on the allocating patch,
+//! Scenarios of a trigger (test only): `now` and `once` runs (the Job first), a cache older than
+//! the last write, a conflict on consuming the trigger,
 //! and namespaces the operator does not monitor. Mirrors `tests/reconcile_triggers.rs` at the
 //! level of the apiserver requests.
 
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::fixtures::{ApiServer, scenario};
-use super::objects::{Cache, NAME, job_of, qjob, qjob_selector, with_status};
+use super::fixtures::{ApiServer, scenario, scenario_having_seen};
+use super::objects::{Cache, NAME, job_of, qjob, qjob_path, qjob_selector, with_status};
 use crate::reconcile::error::Error;
 use crate::reconcile::reconciler::RESYNC;
 
 /// The end of every reconcile that recorded run `run`: the kept-pods list of the history
-/// check, then the status patch with `Reconciled`.
+/// check; the record already said `Reconciled`, so no closing status patch.
 pub(super) async fn after_the_run(api: &mut ApiServer, run: i64) {
     api.expect_list_pods(&qjob_selector(), vec![]).await;
-    api.expect_status_patch(|body| {
-        assert!(body.get("metadata").is_none(), "not guarded: {body:#}");
-        let conditions = body["status"]["conditions"].as_array().expect("conditions");
-        let reconciled = conditions
-            .iter()
-            .find(|c| c["type"] == "Reconciled")
-            .expect("Reconciled");
-        assert_eq!(reconciled["status"], "True");
-        assert_eq!(body["status"]["runs"][0]["run"], run);
-    })
-    .await;
+    let reconciled = api.qjob["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Reconciled").cloned())
+        .expect("Reconciled, written by the record");
+    assert_eq!(reconciled["status"], "True");
+    assert_eq!(api.qjob["status"]["runs"][0]["run"], run);
 }
 
 /// The record of run `run` (step 4): `createdRun`, `lastJobName`, the run's record; no
@@ -48,16 +44,8 @@ pub(super) fn is_record_of(run: i64, trigger: &str) -> impl FnOnce(&Value) {
     }
 }
 
-/// Steps 1 and 2 of a run: the guarded allocation of run `run`, the guarded strategy flip.
-async fn allocate_and_flip(api: &mut ApiServer, run: i64, to: &str) {
-    let rv = api.qjob["metadata"]["resourceVersion"].clone();
-    api.expect_status_patch(|body| {
-        assert_eq!(
-            body,
-            &json!({"metadata": {"resourceVersion": rv}, "status": {"requestedRun": run}})
-        );
-    })
-    .await;
+/// Step 2 of a run: the trigger consumed (`to`), guarded by the version it was decided on.
+pub(super) async fn consume(api: &mut ApiServer, to: &str) {
     let rv = api.qjob["metadata"]["resourceVersion"].clone();
     api.expect_spec_patch(|body| {
         assert_eq!(
@@ -69,20 +57,21 @@ async fn allocate_and_flip(api: &mut ApiServer, run: i64, to: &str) {
 }
 
 #[tokio::test]
-async fn now_allocates_flips_to_manual_creates_and_records_one_job() {
+async fn now_creates_the_job_first_then_consumes_the_trigger_and_records_it() {
     let (result, api) = scenario(qjob("now"), Cache::Monitored, |mut api| async move {
-        api.expect_get_qjob().await;
+        // the cached object stands in for a fresh read: no GET
         api.expect_list_jobs(vec![]).await;
-        allocate_and_flip(&mut api, 1, "manual").await;
+        api.expect_job_create(1, false).await;
+        consume(&mut api, "manual").await;
+        api.expect_status_patch(is_record_of(1, "now")).await;
+        // the story after the writes: events never delay the Job
         let triggered = api.expect_event("Triggered").await;
         assert_eq!(
             triggered["related"]["name"],
             job_of(1),
             "the event names the run's Job"
         );
-        api.expect_job_create(1, false).await;
         api.expect_event("CreateJob").await;
-        api.expect_status_patch(is_record_of(1, "now")).await;
         after_the_run(&mut api, 1).await;
         api
     })
@@ -99,13 +88,12 @@ async fn once_runs_the_next_run_and_becomes_done() {
         json!({"requestedRun": 3, "createdRun": 3, "lastJobName": job_of(3)}),
     );
     let (result, api) = scenario(done_before, Cache::Monitored, |mut api| async move {
-        api.expect_get_qjob().await;
         api.expect_list_jobs(vec![]).await;
-        allocate_and_flip(&mut api, 4, "done").await;
-        api.expect_event("Triggered").await;
         api.expect_job_create(4, false).await;
-        api.expect_event("CreateJob").await;
+        consume(&mut api, "done").await;
         api.expect_status_patch(is_record_of(4, "once")).await;
+        api.expect_event("Triggered").await;
+        api.expect_event("CreateJob").await;
         after_the_run(&mut api, 4).await;
         api
     })
@@ -116,16 +104,46 @@ async fn once_runs_the_next_run_and_becomes_done() {
 }
 
 #[tokio::test]
-async fn a_conflict_on_the_allocation_creates_no_job_and_is_retried() {
+async fn a_cache_older_than_the_last_write_is_read_fresh() {
+    // this process last wrote version 7; the cache still shows 1: a GET first
+    let (result, api) = scenario_having_seen(
+        qjob("now"),
+        Cache::Monitored,
+        Some("7"),
+        |mut api| async move {
+            api.expect_get_qjob().await;
+            api.expect_list_jobs(vec![]).await;
+            api.expect_job_create(1, false).await;
+            consume(&mut api, "manual").await;
+            api.expect_status_patch(is_record_of(1, "now")).await;
+            api.expect_event("Triggered").await;
+            api.expect_event("CreateJob").await;
+            after_the_run(&mut api, 1).await;
+            api
+        },
+    )
+    .await;
+    result.expect("reconciled");
+    assert_eq!(
+        api.seen[0],
+        format!("GET {}", qjob_path()),
+        "{:?}",
+        api.seen
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_on_consuming_the_trigger_leaves_the_job_and_keeps_the_trigger() {
     let (result, api) = scenario(qjob("now"), Cache::Monitored, |mut api| async move {
-        api.expect_get_qjob().await;
         api.expect_list_jobs(vec![]).await;
-        api.expect_status_patch_conflict(|body| {
+        api.expect_job_create(1, false).await;
+        api.expect_spec_patch_conflict(|body| {
             assert_eq!(body["metadata"]["resourceVersion"], "1");
-            assert_eq!(body["status"]["requestedRun"], 1);
+            assert_eq!(body["spec"]["trigger"]["strategy"], "manual");
         })
         .await;
-        // nothing else: no strategy flip, no Job, no failure report (a conflict is retried)
+        // nothing else: no record, no failure report (a conflict is retried); the Job of run
+        // 1 is now the mark of the pending run (`resume.rs`)
         api
     })
     .await;
@@ -135,6 +153,7 @@ async fn a_conflict_on_the_allocation_creates_no_job_and_is_retried() {
         api.qjob["spec"]["trigger"]["strategy"], "now",
         "the trigger is kept"
     );
+    assert_eq!(api.qjob["status"], Value::Null, "nothing recorded");
     assert_eq!(api.seen.len(), 3);
 }
 
