@@ -27,7 +27,7 @@ use super::context::{Context, is_not_found, kube_error};
 use super::error::Result;
 use super::events::{self, EventType, job_named, job_reference, publish_about};
 use super::history::{Leftover, beyond};
-use super::job::{JobPhase, Owner, deletes_pods, owner_reference, phase};
+use super::job::{JobPhase, Owned, Owner, deletes_pods, owner_reference, phase};
 use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::core::job_names::run_of;
 
@@ -76,7 +76,8 @@ pub async fn cleanup_succeeded(
             if already {
                 continue;
             }
-            let patch = json!({"metadata": {"ownerReferences": [owner_reference(owner, false)]}});
+            let patch =
+                json!({"metadata": {"ownerReferences": [owner_reference(owner, Owned::KeptPod)]}});
             let action = format!("re-own pod '{}' to the QuarksJob", pod.name_any());
             match ctx
                 .call(

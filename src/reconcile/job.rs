@@ -19,16 +19,25 @@ pub struct Owner<'a> {
     pub uid: &'a str,
 }
 
-/// The controller owner reference to the QuarksJob (`blockOwnerDeletion: true`, so foreground
-/// deletion of the QuarksJob waits for its Jobs).
-pub fn owner_reference(owner: &Owner<'_>, block_owner_deletion: bool) -> Value {
+/// What a QuarksJob owns, which decides whether a foreground deletion of the QuarksJob waits
+/// for it (`blockOwnerDeletion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owned {
+    /// A Job of a run: the deletion waits for it.
+    Job,
+    /// A pod kept for inspection after its Job was cleaned up: the deletion does not wait.
+    KeptPod,
+}
+
+/// The controller owner reference to the QuarksJob for an object it owns.
+pub fn owner_reference(owner: &Owner<'_>, owned: Owned) -> Value {
     json!({
         "apiVersion": "quarks.cloudfoundry.org/v1alpha1",
         "kind": "QuarksJob",
         "name": owner.name,
         "uid": owner.uid,
         "controller": true,
-        "blockOwnerDeletion": block_owner_deletion,
+        "blockOwnerDeletion": owned == Owned::Job,
     })
 }
 
@@ -65,7 +74,7 @@ pub fn build_job(owner: &Owner<'_>, template: &Value, job_name: &str) -> Value {
         "name": job_name,
         "namespace": owner.namespace,
         "labels": labels,
-        "ownerReferences": [owner_reference(owner, true)],
+        "ownerReferences": [owner_reference(owner, Owned::Job)],
     });
     if !annotations.is_empty() {
         metadata["annotations"] = Value::Object(annotations);

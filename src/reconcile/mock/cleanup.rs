@@ -10,7 +10,7 @@ use super::objects::{
     Cache, NAME, NS, OWNER, job, job_of, job_uid, pod_of, qjob, qjob_selector, with_status,
 };
 use crate::core::api::labels::LABEL_QJOB_NAME;
-use crate::reconcile::job::owner_reference;
+use crate::reconcile::job::{Owned, owner_reference};
 
 const STARTED: &str = "2026-01-01T00:00:00Z";
 const WRITTEN: &str = "2026-01-01T00:00:05Z";
@@ -59,7 +59,7 @@ async fn expect_job_delete(api: &mut ApiServer) {
 async fn a_succeeded_job_is_recorded_its_pods_kept_for_the_qjob_and_it_is_deleted() {
     let p1 = pod_of(1, "p1");
     let mut kept = p1.clone();
-    kept["metadata"]["ownerReferences"] = json!([owner_reference(&OWNER, false)]);
+    kept["metadata"]["ownerReferences"] = json!([owner_reference(&OWNER, Owned::KeptPod)]);
     let (kept_for_history, kept_answer) = (kept.clone(), kept);
     let output = json!({"name": "out", "namespace": NS,
         "labels": {LABEL_QJOB_NAME: NAME}, "creationTimestamp": WRITTEN});
@@ -80,7 +80,7 @@ async fn a_succeeded_job_is_recorded_its_pods_kept_for_the_qjob_and_it_is_delete
         // the cleanup: the pods re-owned to the QuarksJob, then the Job deleted
         api.expect_list_pods(&controller_uid(), vec![p1]).await;
         api.expect_pod_patch("p1", kept_answer, |body| {
-            let owners = json!([owner_reference(&OWNER, false)]);
+            let owners = json!([owner_reference(&OWNER, Owned::KeptPod)]);
             assert_eq!(body, &json!({"metadata": {"ownerReferences": owners}}));
         })
         .await;

@@ -27,7 +27,7 @@ use super::objects::{
 use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::reconcile::context::{Config, Context, Watched};
 use crate::reconcile::error::Result;
-use crate::reconcile::job::owner_reference;
+use crate::reconcile::job::{Owned, owner_reference};
 use crate::reconcile::reconciler::reconcile;
 
 /// A scenario not finished by then failed: the reconciler waits for an answer the script does
@@ -162,7 +162,7 @@ impl ApiServer {
         );
         assert_eq!(
             job["metadata"]["ownerReferences"],
-            json!([owner_reference(&OWNER, true)])
+            json!([owner_reference(&OWNER, Owned::Job)])
         );
         assert_eq!(
             job["metadata"]["labels"],

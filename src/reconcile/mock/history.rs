@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::fixtures::scenario;
 use super::objects::{Cache, OWNER, job, job_of, pod_of, qjob, qjob_selector, with_status};
-use crate::reconcile::job::owner_reference;
+use crate::reconcile::job::{Owned, owner_reference};
 
 /// Six runs recorded, the last one's Job `job_of(6)`.
 fn six_runs() -> Value {
@@ -59,7 +59,7 @@ async fn the_oldest_kept_pod_beyond_the_history_is_deleted() {
     let kept: Vec<Value> = (1..=6)
         .map(|run| {
             let mut pod = pod_of(run, &format!("kept-{run}"));
-            pod["metadata"]["ownerReferences"] = json!([owner_reference(&OWNER, false)]);
+            pod["metadata"]["ownerReferences"] = json!([owner_reference(&OWNER, Owned::KeptPod)]);
             pod
         })
         .collect();
