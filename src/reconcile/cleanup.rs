@@ -16,6 +16,8 @@
 //! most `--job-history` (failed Jobs, and kept pods); the oldest are deleted first
 //! ([`super::history`]), never the Job of the last run.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -97,6 +99,7 @@ pub async fn cleanup_succeeded(
             }
         }
         if !kept.is_empty() {
+            ctx.set_pruned(owner.uid, false);
             let note = format!(
                 "Keeping pods {} of succeeded job '{job_name}', now owned by the QuarksJob",
                 kept.join(", ")
@@ -122,7 +125,7 @@ pub async fn cleanup_succeeded(
         }),
         ..DeleteParams::background()
     };
-    announced_delete(
+    let deleted = announced_delete(
         ctx,
         &object,
         (regarding, Some(&job_reference(job))),
@@ -131,7 +134,9 @@ pub async fn cleanup_succeeded(
         &format!("delete Job '{job_name}'"),
         jobs.delete(&job_name, &dp),
     )
-    .await
+    .await?;
+    ctx.jobs().deleted(owner.uid, &job_name);
+    Ok(deleted)
 }
 
 /// The label the job controller puts on the pods of a Job: the Job's name.
@@ -139,13 +144,15 @@ const JOB_NAME_LABEL: &str = "job-name";
 
 /// Delete the failed Jobs (of `jobs`, the QuarksJob's) and the kept pods beyond the newest
 /// `--job-history` of each, oldest first; never the Job `last_job`. `last_run` is the newest run.
+/// The kept pods are listed only if `kept_pods` (see [`Context::needs_pruning`]: a list reads
+/// every pod of the namespace).
 pub async fn prune_history(
     ctx: &Context,
     owner: &Owner<'_>,
     regarding: &ObjectReference,
-    jobs: &[Job],
-    last_job: Option<&str>,
-    last_run: i64,
+    jobs: &[Arc<Job>],
+    (last_job, last_run): (Option<&str>, i64),
+    kept_pods: bool,
 ) -> Result<()> {
     let keep = ctx.config.job_history;
     if keep == 0 {
@@ -181,6 +188,10 @@ pub async fn prune_history(
             api.delete(&job, &DeleteParams::background()),
         )
         .await?;
+        ctx.jobs().deleted(owner.uid, &job);
+    }
+    if !kept_pods {
+        return Ok(());
     }
 
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), owner.namespace);
@@ -220,6 +231,7 @@ pub async fn prune_history(
         )
         .await?;
     }
+    ctx.set_pruned(owner.uid, true);
     Ok(())
 }
 

@@ -1,9 +1,9 @@
 //! What every reconcile shares (layer: feature): the client, settings, event recorder, namespace cache, and the
 //! per-QuarksJob failure counts for back-off.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -13,6 +13,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::error::{Error, Result};
+use super::jobs::JobIndex;
 use super::mapping;
 use crate::metrics::Metrics;
 use crate::runtime::events::Recorder;
@@ -84,6 +85,11 @@ pub struct Context {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// Whether a cached QuarksJob is as new as this process last read or wrote it.
     pub versions: Versions,
+    /// Every QuarksJob's Jobs, from the Job watch (filled before the controller starts).
+    pub jobs: Arc<Mutex<JobIndex>>,
+    /// The QuarksJobs (uids) whose kept pods were pruned to `--job-history` by this process
+    /// and have not kept another pod since: their pods need no list.
+    pruned: Mutex<HashSet<String>>,
     failures: Mutex<HashMap<ObjectRef<Watched>, u32>>,
 }
 
@@ -133,6 +139,7 @@ impl Context {
         client: Client,
         config: Config,
         namespaces: Store<PartialObjectMeta<Namespace>>,
+        jobs: Arc<Mutex<JobIndex>>,
     ) -> Context {
         let reporter = Reporter {
             controller: config.reporter.clone(),
@@ -144,8 +151,39 @@ impl Context {
             config,
             namespaces,
             versions: Versions::default(),
+            jobs,
+            pruned: Mutex::default(),
             failures: Mutex::default(),
         }
+    }
+
+    /// The Job index (also if a panic poisoned its lock: every event repairs what a panic
+    /// could leave halfway).
+    pub fn jobs(&self) -> MutexGuard<'_, JobIndex> {
+        lock(&self.jobs)
+    }
+
+    /// Whether the kept pods of `uid` may be more than `--job-history` (not pruned by this
+    /// process yet, or it kept another pod since); if not, they need no list.
+    pub fn needs_pruning(&self, uid: &str) -> bool {
+        !lock(&self.pruned).contains(uid)
+    }
+
+    /// The kept pods of `uid` are pruned (`true`), or it kept another pod (`false`).
+    pub fn set_pruned(&self, uid: &str, pruned: bool) {
+        let mut set = lock(&self.pruned);
+        if pruned {
+            set.insert(uid.to_string());
+        } else {
+            set.remove(uid);
+        }
+    }
+
+    /// The QuarksJob `uid` is gone: forget what this process kept about it.
+    pub fn forget(&self, uid: &str) {
+        self.versions.forget(uid);
+        self.jobs().forget(uid);
+        lock(&self.pruned).remove(uid);
     }
 
     /// Whether `namespace` is monitored (per the namespace cache).
@@ -199,6 +237,12 @@ impl Context {
             .unwrap_or_else(|e| e.into_inner())
             .remove(qjob);
     }
+}
+
+/// `mutex`'s guard, also if a panic poisoned it (the maps behind these locks hold no invariant a
+/// panic could break halfway).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An apiserver error as the reconciler's [`Error`].

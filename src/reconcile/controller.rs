@@ -2,7 +2,8 @@
 //!
 //! * QuarksJobs themselves, read one by one ([`crate::core::lenient::Lenient`]): one that cannot be read never fails
 //!   the watch of the others, it is reconciled (and reported) like any other;
-//! * Jobs carrying the `qjob-name` label (metadata only), mapped to their controlling QuarksJob;
+//! * Jobs carrying the `qjob-name` label, mapped to their controlling QuarksJob; the same watch
+//!   keeps the Job index the reconciles read ([`JobIndex`], slimmed Jobs);
 //! * namespaces (metadata only; a reflector that is also the namespace cache of the monitored
 //!   check), mapped to every QuarksJob in them, so labelling a namespace later picks up its
 //!   QuarksJobs;
@@ -32,12 +33,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
-use super::context::{Config, Context, Watched};
+use super::context::{Config, Context, Watched, lock};
 use super::error::Error;
 use super::index::RefIndex;
+use super::jobs::JobIndex;
 use super::mapping;
 use super::reconciler::{error_policy, reconcile};
-use super::slim::{slim_meta, slim_qjob};
+use super::slim::{slim_job, slim_meta, slim_qjob};
 use crate::core::api::QuarksJob;
 use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::core::podrefs::RefKind;
@@ -78,6 +80,14 @@ pub async fn run_controller_until(
         }
     }
     let (ns_reader, ns_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+    config.metrics.reconcile.init_errors(&Error::KINDS);
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config.clone(),
+        ns_reader.clone(),
+        Arc::new(Mutex::new(JobIndex::default())),
+    ));
+    let forget = ctx.clone();
     // The QuarksJob cache: slimmed (`slim`), and every event also keeps the reference index
     // up to date (`index`).
     let (qjob_store, qjob_writer) = reflector::store::<Watched>();
@@ -91,15 +101,47 @@ pub async fn run_controller_until(
         )
         .default_backoff()
         .modify(slim_qjob)
-        .inspect_ok(move |event| lock(&indexer).event(event)),
+        .inspect_ok(move |event| {
+            lock(&indexer).event(event);
+            // (what this process kept about a deleted QuarksJob goes with it)
+            if let watcher::Event::Delete(q) = event
+                && let Some(uid) = q.meta().uid.as_deref()
+            {
+                forget.forget(uid);
+            }
+        }),
     )
     .applied_objects();
+
+    // The Jobs: one watch, slimmed (`slim_job`), feeding the Job index the reconciles read
+    // (instead of a LIST per reconcile) and mapped to their QuarksJob by owner reference. It
+    // runs as its own task so that the controller starts only once the index holds a first
+    // full list (a reconcile on an empty index would take its runs' Jobs for lost).
+    let (job_tx, job_rx) = futures::channel::mpsc::unbounded::<Result<Job, watcher::Error>>();
+    let job_index = ctx.jobs.clone();
+    let jobs = watcher(
+        Api::<Job>::all(client.clone()),
+        watcher::Config::default().labels(LABEL_QJOB_NAME),
+    )
+    .default_backoff()
+    .modify(slim_job)
+    .inspect_ok(move |event| lock(&job_index).apply(event.clone()))
+    .touched_objects();
+    let _job_task = AbortOnDrop(tokio::spawn(jobs.for_each(move |job| {
+        let _ = job_tx.unbounded_send(job);
+        future::ready(())
+    })));
     let controller = Controller::for_stream(qjob_events, qjob_store.clone())
         .with_config(ControllerConfig::default().concurrency(config.max_workers))
-        .owns(
-            Api::<PartialObjectMeta<Job>>::all(client.clone()),
-            watcher::Config::default().labels(LABEL_QJOB_NAME),
-        );
+        .owns_stream(job_rx.filter_map(|job| {
+            future::ready(match job {
+                Ok(job) => Some(Ok(job)),
+                Err(e) => {
+                    warn!("Job watch: {}", describe_watch_error(&e));
+                    None
+                }
+            })
+        }));
 
     // The namespace reflector runs as its own task, and the controller starts only once its
     // cache is filled: `Store::wait_until_ready` wakes a single waiter, so reconciles must not
@@ -123,6 +165,15 @@ pub async fn run_controller_until(
     if ns_reader.wait_until_ready().await.is_err() {
         warn!("namespace cache could not be filled");
         return;
+    }
+    while !ctx.jobs().is_ready() {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            _ = shutdown.clone() => {
+                info!("reconciler stopped");
+                return;
+            }
+        }
     }
     let store = qjob_store.clone();
     let ns_triggers = map_stream(
@@ -153,8 +204,6 @@ pub async fn run_controller_until(
         referencing(index.clone(), RefKind::Secret),
     );
 
-    config.metrics.reconcile.init_errors(&Error::KINDS);
-    let ctx = Arc::new(Context::new(client, config.clone(), ns_reader));
     let in_flight = Arc::new(AtomicUsize::new(0));
     let counter = in_flight.clone();
     info!(monitored_id = %config.monitored_id, workers = config.max_workers, "Waiting for Quarks job resources...");
@@ -260,12 +309,6 @@ fn referencing<K: Resource>(
         }
         None => Vec::new(),
     }
-}
-
-/// The index, also if a panic poisoned its lock (it holds no invariant a panic could break
-/// halfway that a later event would not repair).
-fn lock(index: &Mutex<RefIndex>) -> std::sync::MutexGuard<'_, RefIndex> {
-    index.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Map a watch stream of `K` to reconcile requests; watch errors are logged (the watcher backs

@@ -11,6 +11,7 @@
 //! | [`digest`] | config digest for `updateOnConfigChange` | pure |
 //! | [`mapping`] | monitored namespaces, watched object → QuarksJobs | pure |
 //! | `index` | reference → QuarksJobs, kept from the QuarksJob watch | pure |
+//! | `jobs` | each QuarksJob's Jobs, kept from the Job watch and this process's own writes | pure |
 //! | `slim` | what the caches keep of an object | pure |
 //! | `watched` | a cached QuarksJob: typed, and its raw template | pure |
 //! | `context` | settings, shared client/recorder/namespace cache, API call time limit | I/O |
@@ -35,6 +36,7 @@ pub mod events;
 pub mod history;
 mod index;
 pub mod job;
+mod jobs;
 pub mod mapping;
 #[cfg(test)]
 mod mock;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -28,7 +28,6 @@ use super::run::QJobRun;
 use super::runs;
 use super::state::{ConfigState, Decision, TriggerInput, decide, needs_references};
 use super::status;
-use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::core::api::{QuarksJob, QuarksJobStatus};
 use crate::core::job_names::{check_qjob_name, job_name};
 use crate::core::lenient::decode;
@@ -179,7 +178,9 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
             o.uid.to_string(),
         )
     };
-    let jobs = owned_jobs(t, &name, &namespace, &uid).await?;
+    // (from the Job index: no request)
+    let owned = ctx.jobs().view(&uid);
+    let jobs = &owned.jobs;
     let next_job = job_name(&name, &uid, before.created_run + 1);
 
     let tracks = t.qjob.spec.update_on_config_change
@@ -188,7 +189,7 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
         strategy: t.qjob.strategy(),
         requested_run: before.requested_run,
         created_run: before.created_run,
-        next_job_exists: jobs.iter().any(|j| j.name_any() == next_job),
+        next_job_exists: owned.has(&next_job),
         update_on_config_change: t.qjob.spec.update_on_config_change,
         config: ConfigState::NotTracked,
         since_last_job: before.last_reconcile.as_ref().map(|lr| since(lr.0)),
@@ -221,7 +222,7 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
     match decision {
         Decision::Run(plan) => {
             let job = job_name(&name, &uid, plan.run);
-            let exists = jobs.iter().any(|j| j.name_any() == job);
+            let exists = owned.has(&job);
             let missing: Vec<String> = resolved
                 .as_deref()
                 .map(missing)
@@ -279,21 +280,20 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
 
     // Jobs are only looked after when no run is pending (see `state`).
     if st.requested_run <= st.created_run {
-        for job in &jobs {
+        for job in jobs {
             track_job(t, &mut st, job, generation, now).await?;
         }
-        let present = |j: &str| {
-            jobs.iter().any(|job| job.name_any() == j) || created_now.as_deref() == Some(j)
-        };
+        let present = |j: &str| owned.has(j) || created_now.as_deref() == Some(j);
         runs::mark_lost(&mut st.runs, present, now);
         let last = st.last_job_name.as_deref();
-        prune_history(ctx, &t.owner(), &t.regarding, &jobs, last, st.created_run).await?;
-        if let Some(last) = st.last_job_name.clone() {
-            let present = jobs.iter().any(|j| j.name_any() == last)
-                || created_now.as_deref() == Some(last.as_str());
-            if !present {
-                status::set_job_gone(&mut st.conditions, &last, generation, now);
-            }
+        // (pods are kept only of succeeded Jobs: none before the first success)
+        let kept_pods = st.completed && ctx.needs_pruning(&uid);
+        let last_run = (last, st.created_run);
+        prune_history(ctx, &t.owner(), &t.regarding, jobs, last_run, kept_pods).await?;
+        if let Some(last) = st.last_job_name.clone()
+            && !present(&last)
+        {
+            status::set_job_gone(&mut st.conditions, &last, generation, now);
         }
     }
 
@@ -314,22 +314,6 @@ async fn reconcile_fresh(t: &mut QJobRun<'_>) -> Result<Action> {
         }
     }
     Ok(Action::requeue(requeue))
-}
-
-/// The Jobs this QuarksJob controls.
-async fn owned_jobs(t: &QJobRun<'_>, name: &str, namespace: &str, uid: &str) -> Result<Vec<Job>> {
-    let jobs: Api<Job> = Api::namespaced(t.ctx.client.clone(), namespace);
-    let lp = ListParams::default().labels(&format!("{LABEL_QJOB_NAME}={name}"));
-    let list = t.ctx.api(&t.object, "list Jobs", jobs.list(&lp)).await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|j| {
-            j.owner_references()
-                .iter()
-                .any(|r| r.controller == Some(true) && r.uid == uid)
-        })
-        .collect())
 }
 
 /// Cleanup of a succeeded Job, status from the last Job, a Warning when it failed.

@@ -248,9 +248,13 @@ impl QJobRun<'_> {
         {
             Ok(_) => {
                 self.ctx.config.metrics.jobs.created.inc();
+                self.ctx.jobs().created(owner.uid, job_name);
                 Ok(true)
             }
-            Err(e) if is_already_exists(&e) => Ok(false),
+            Err(e) if is_already_exists(&e) => {
+                self.ctx.jobs().created(owner.uid, job_name);
+                Ok(false)
+            }
             Err(e) => {
                 let note = format!(
                     "Failed to create job '{job_name}' for '{}': {e}",

@@ -5,6 +5,7 @@
 //! copy of the object written by `kubectl apply`) goes too: no reconcile reads the QuarksJob's or
 //! the namespace's annotations.
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use kube::Resource;
 use serde_json::json;
@@ -58,6 +59,23 @@ pub fn slim_qjob(qjob: &mut Watched) {
         q @ Lenient::Read(_) => slim_meta(q.meta_mut(), true),
         // (an unreadable one is only reported: its name and versions are enough)
         Lenient::Unreadable { metadata, .. } => slim_meta(metadata, false),
+    }
+}
+
+/// Strip a cached Job to what a reconcile reads: its metadata without `managedFields` and
+/// annotations, the labels of its pod template (`delete: pod`), its status. The pod spec (the
+/// bulk of a Job) goes.
+pub fn slim_job(job: &mut Job) {
+    slim_meta(&mut job.metadata, false);
+    job.metadata.annotations = None;
+    if let Some(spec) = &mut job.spec {
+        spec.template.spec = None;
+        if let Some(meta) = &mut spec.template.metadata {
+            *meta = ObjectMeta {
+                labels: meta.labels.take(),
+                ..ObjectMeta::default()
+            };
+        }
     }
 }
 
@@ -116,5 +134,44 @@ mod tests {
         assert_eq!(meta.managed_fields, None);
         slim_meta(&mut meta, false);
         assert_eq!(meta.managed_fields, None);
+    }
+
+    #[test]
+    fn a_job_keeps_what_a_reconcile_reads() {
+        let mut job: Job = serde_json::from_value(json!({
+            "metadata": {"name": "j", "namespace": "n", "uid": "u",
+                "labels": {"quarks.cloudfoundry.org/qjob-name": "q"},
+                "annotations": {"a": "b"},
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "ownerReferences": [{"apiVersion": "v", "kind": "QuarksJob", "name": "q",
+                    "uid": "o", "controller": true}],
+                "managedFields": [entry("m", json!({"f:metadata": {}}), None, "2026-01-01T00:00:00Z")]},
+            "spec": {"template": {
+                "metadata": {"labels": {"delete": "pod"}, "annotations": {"x": "y"}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}}},
+            "status": {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1}
+        }))
+        .unwrap();
+        let before = job.clone();
+        slim_job(&mut job);
+        assert_eq!(job.metadata.managed_fields, None);
+        assert_eq!(job.metadata.annotations, None);
+        assert_eq!(job.metadata.labels, before.metadata.labels);
+        assert_eq!(
+            job.metadata.owner_references,
+            before.metadata.owner_references
+        );
+        assert_eq!(
+            job.metadata.creation_timestamp,
+            before.metadata.creation_timestamp
+        );
+        assert_eq!(job.status, before.status);
+        let template = &job.spec.as_ref().unwrap().template;
+        assert_eq!(template.spec, None);
+        assert_eq!(
+            serde_json::to_value(&template.metadata).unwrap(),
+            json!({"labels": {"delete": "pod"}})
+        );
+        assert!(crate::reconcile::job::deletes_pods(&job));
     }
 }

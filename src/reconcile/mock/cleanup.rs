@@ -63,42 +63,46 @@ async fn a_succeeded_job_is_recorded_its_pods_kept_for_the_qjob_and_it_is_delete
     let (kept_for_history, kept_answer) = (kept.clone(), kept);
     let output = json!({"name": "out", "namespace": NS,
         "labels": {LABEL_QJOB_NAME: NAME}, "creationTimestamp": WRITTEN});
-    let (result, api) = scenario(recorded(true), Cache::Monitored, |mut api| async move {
-        api.expect_list_jobs(vec![succeeded(json!({}))]).await;
-        // the outcome of the run: its pods, its output Secrets (metadata only)
-        api.expect_list_pods(&controller_uid(), vec![p1.clone()])
+    let (result, api) = scenario(
+        recorded(true),
+        Cache::Monitored,
+        vec![succeeded(json!({}))],
+        |mut api| async move {
+            // the outcome of the run: its pods, its output Secrets (metadata only)
+            api.expect_list_pods(&controller_uid(), vec![p1.clone()])
+                .await;
+            api.expect_list_output_secrets(vec![output]).await;
+            let written = api.expect_event("OutputWritten").await;
+            assert!(
+                written["note"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("'out'")
+            );
+            api.expect_event("JobSucceeded").await;
+            // the cleanup: the pods re-owned to the QuarksJob, then the Job deleted
+            api.expect_list_pods(&controller_uid(), vec![p1]).await;
+            api.expect_pod_patch("p1", kept_answer, |body| {
+                let owners = json!([owner_reference(&OWNER, Owned::KeptPod)]);
+                assert_eq!(body, &json!({"metadata": {"ownerReferences": owners}}));
+            })
             .await;
-        api.expect_list_output_secrets(vec![output]).await;
-        let written = api.expect_event("OutputWritten").await;
-        assert!(
-            written["note"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("'out'")
-        );
-        api.expect_event("JobSucceeded").await;
-        // the cleanup: the pods re-owned to the QuarksJob, then the Job deleted
-        api.expect_list_pods(&controller_uid(), vec![p1]).await;
-        api.expect_pod_patch("p1", kept_answer, |body| {
-            let owners = json!([owner_reference(&OWNER, Owned::KeptPod)]);
-            assert_eq!(body, &json!({"metadata": {"ownerReferences": owners}}));
-        })
-        .await;
-        api.expect_event("KeepingPods").await;
-        expect_job_delete(&mut api).await;
-        // the history: one kept pod, within --job-history
-        api.expect_list_pods(&qjob_selector(), vec![kept_for_history])
+            api.expect_event("KeepingPods").await;
+            expect_job_delete(&mut api).await;
+            // the history: one kept pod, within --job-history
+            api.expect_list_pods(&qjob_selector(), vec![kept_for_history])
+                .await;
+            api.expect_status_patch(|body| {
+                let st = &body["status"];
+                assert_eq!(st["completed"], true);
+                assert_eq!(st["runs"][0]["result"], "Succeeded");
+                assert_eq!(st["runs"][0]["podName"], "p1");
+                assert_eq!(st["runs"][0]["outputs"], json!([{"name": "out"}]));
+            })
             .await;
-        api.expect_status_patch(|body| {
-            let st = &body["status"];
-            assert_eq!(st["completed"], true);
-            assert_eq!(st["runs"][0]["result"], "Succeeded");
-            assert_eq!(st["runs"][0]["podName"], "p1");
-            assert_eq!(st["runs"][0]["outputs"], json!([{"name": "out"}]));
-        })
-        .await;
-        api
-    })
+            api
+        },
+    )
     .await;
     result.expect("reconciled");
     assert_eq!(api.qjob["status"]["runs"][0]["finished"], FINISHED);
@@ -107,37 +111,40 @@ async fn a_succeeded_job_is_recorded_its_pods_kept_for_the_qjob_and_it_is_delete
 #[tokio::test]
 async fn a_succeeded_job_with_delete_pod_loses_its_pods_then_is_deleted() {
     let pods = vec![pod_of(1, "p1"), pod_of(1, "p2")];
-    let (result, _api) = scenario(recorded(false), Cache::Monitored, |mut api| async move {
-        api.expect_list_jobs(vec![succeeded(json!({"delete": "pod"}))])
-            .await;
-        // no record awaits an outcome: straight to the announcement and the cleanup
-        api.expect_event("JobSucceeded").await;
-        api.expect_list_pods(&controller_uid(), pods).await;
-        for pod in ["p1", "p2"] {
-            // (each its own event: a second one about the same related object would be a
-            // PATCH of the first one's series, with the first one's note)
-            let announced = api.expect_event("DeletingJobsPod").await;
-            assert_eq!(announced["related"]["kind"], "Pod");
-            assert_eq!(announced["related"]["name"], pod);
-            api.expect_delete("pods", pod, |options| {
-                assert_eq!(options["propagationPolicy"], "Background");
+    let (result, _api) = scenario(
+        recorded(false),
+        Cache::Monitored,
+        vec![succeeded(json!({"delete": "pod"}))],
+        |mut api| async move {
+            // no record awaits an outcome: straight to the announcement and the cleanup
+            api.expect_event("JobSucceeded").await;
+            api.expect_list_pods(&controller_uid(), pods).await;
+            for pod in ["p1", "p2"] {
+                // (each its own event: a second one about the same related object would be a
+                // PATCH of the first one's series, with the first one's note)
+                let announced = api.expect_event("DeletingJobsPod").await;
+                assert_eq!(announced["related"]["kind"], "Pod");
+                assert_eq!(announced["related"]["name"], pod);
+                api.expect_delete("pods", pod, |options| {
+                    assert_eq!(options["propagationPolicy"], "Background");
+                })
+                .await;
+            }
+            expect_job_delete(&mut api).await;
+            api.expect_list_pods(&qjob_selector(), vec![]).await;
+            api.expect_status_patch(|body| {
+                assert_eq!(body["status"]["completed"], true);
+                let conditions = body["status"]["conditions"].as_array().expect("conditions");
+                let succeeded = conditions
+                    .iter()
+                    .find(|c| c["type"] == "Succeeded")
+                    .expect("Succeeded");
+                assert_eq!(succeeded["status"], "True");
             })
             .await;
-        }
-        expect_job_delete(&mut api).await;
-        api.expect_list_pods(&qjob_selector(), vec![]).await;
-        api.expect_status_patch(|body| {
-            assert_eq!(body["status"]["completed"], true);
-            let conditions = body["status"]["conditions"].as_array().expect("conditions");
-            let succeeded = conditions
-                .iter()
-                .find(|c| c["type"] == "Succeeded")
-                .expect("Succeeded");
-            assert_eq!(succeeded["status"], "True");
-        })
-        .await;
-        api
-    })
+            api
+        },
+    )
     .await;
     result.expect("reconciled");
 }

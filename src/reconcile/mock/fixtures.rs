@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
@@ -28,7 +28,9 @@ use crate::core::api::labels::LABEL_QJOB_NAME;
 use crate::reconcile::context::{Config, Context, Watched};
 use crate::reconcile::error::Result;
 use crate::reconcile::job::{Owned, owner_reference};
+use crate::reconcile::jobs::JobIndex;
 use crate::reconcile::reconciler::reconcile;
+use kube::runtime::watcher::Event;
 
 /// A scenario not finished by then failed: the reconciler waits for an answer the script does
 /// not give, or the script for a request the reconciler does not make (a liveness limit, not a
@@ -100,15 +102,6 @@ impl ApiServer {
             .next("GET of the QuarksJob", Method::GET, &qjob_path())
             .await;
         answer(reply, StatusCode::OK, &self.qjob);
-    }
-
-    /// A list of the QuarksJob's Jobs: answered with `jobs`.
-    pub async fn expect_list_jobs(&mut self, jobs: Vec<Value>) {
-        let (seen, reply) = self
-            .next("list of the Jobs", Method::GET, &jobs_path())
-            .await;
-        assert_eq!(seen.query.get("labelSelector"), Some(&qjob_selector()));
-        answer(reply, StatusCode::OK, &list("JobList", "batch/v1", jobs));
     }
 
     /// A merge patch of the status subresource: `check` sees its body; merged into the stored
@@ -308,6 +301,19 @@ impl ApiServer {
     }
 }
 
+/// A Job index that listed `jobs`.
+fn job_index(jobs: Vec<Value>) -> JobIndex {
+    let mut index = JobIndex::default();
+    index.apply(Event::Init);
+    for job in jobs {
+        index.apply(Event::InitApply(
+            serde_json::from_value(job).expect("a Job"),
+        ));
+    }
+    index.apply(Event::InitDone);
+    index
+}
+
 fn answer(reply: SendResponse<Response<Body>>, code: StatusCode, body: &Value) {
     let response = Response::builder()
         .status(code)
@@ -362,16 +368,22 @@ fn decode_query(query: &str) -> BTreeMap<String, String> {
 }
 
 /// One reconcile of `stored` (the QuarksJob as the watch delivered it and the apiserver keeps
-/// it) in a namespace `ns`, against `script`. Fails if the script fails, if the reconciler asks
+/// it) in a namespace `ns`, with `jobs` in the Job index (as the Job watch delivered them),
+/// against `script`. Fails if the script fails, if the reconciler asks
 /// anything the script does not expect (also after its end), or if the two do not finish
 /// within [`SCENARIO_LIMIT`]. Returns the reconcile's result and the apiserver (its stored
 /// QuarksJob, the requests seen).
-pub async fn scenario<F, Fut>(stored: Value, ns: Cache, script: F) -> (Result<Action>, ApiServer)
+pub async fn scenario<F, Fut>(
+    stored: Value,
+    ns: Cache,
+    jobs: Vec<Value>,
+    script: F,
+) -> (Result<Action>, ApiServer)
 where
     F: FnOnce(ApiServer) -> Fut + Send + 'static,
     Fut: Future<Output = ApiServer> + Send + 'static,
 {
-    scenario_having_seen(stored, ns, None, script).await
+    scenario_having_seen(stored, ns, None, jobs, script).await
 }
 
 /// [`scenario`], where this process last read or wrote the QuarksJob at `seen` (a version the
@@ -380,6 +392,7 @@ pub async fn scenario_having_seen<F, Fut>(
     stored: Value,
     ns: Cache,
     seen: Option<&str>,
+    jobs: Vec<Value>,
     script: F,
 ) -> (Result<Action>, ApiServer)
 where
@@ -391,6 +404,7 @@ where
         Client::new(service, NS),
         Config::new(MONITORED_ID),
         namespaces(ns),
+        Arc::new(Mutex::new(job_index(jobs))),
     ));
     if let Some(seen) = seen {
         ctx.versions.saw(UID, Some(seen));

@@ -9,11 +9,12 @@ use super::fixtures::scenario;
 use super::objects::{Cache, OWNER, job, job_of, pod_of, qjob, qjob_selector, with_status};
 use crate::reconcile::job::{Owned, owner_reference};
 
-/// Six runs recorded, the last one's Job `job_of(6)`.
+/// Six runs recorded, the last one's Job `job_of(6)`; a Job succeeded before (so pods may be
+/// kept).
 fn six_runs() -> Value {
     with_status(
         qjob("manual"),
-        json!({"requestedRun": 6, "createdRun": 6, "lastJobName": job_of(6)}),
+        json!({"requestedRun": 6, "createdRun": 6, "lastJobName": job_of(6), "completed": true}),
     )
 }
 
@@ -23,8 +24,7 @@ async fn the_oldest_failed_job_beyond_the_history_is_deleted() {
     let jobs: Vec<Value> = (1..=6)
         .map(|run| job(run, failed.clone(), json!({})))
         .collect();
-    let (result, _api) = scenario(six_runs(), Cache::Monitored, |mut api| async move {
-        api.expect_list_jobs(jobs).await;
+    let (result, _api) = scenario(six_runs(), Cache::Monitored, jobs, |mut api| async move {
         // announced once, for the last run's Job only
         let announced = api.expect_event("JobFailed").await;
         assert_eq!(announced["type"], "Warning");
@@ -63,9 +63,8 @@ async fn the_oldest_kept_pod_beyond_the_history_is_deleted() {
             pod
         })
         .collect();
-    let (result, _api) = scenario(six_runs(), Cache::Monitored, |mut api| async move {
+    let (result, _api) = scenario(six_runs(), Cache::Monitored, vec![], |mut api| async move {
         // the Jobs were cleaned up; their pods are the QuarksJob's
-        api.expect_list_jobs(vec![]).await;
         api.expect_list_pods(&qjob_selector(), kept).await;
         let deleting = api.expect_event("DeletingJobsPod").await;
         assert_eq!(
