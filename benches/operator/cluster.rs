@@ -128,7 +128,8 @@ fn bare_controller(client: &Client) -> tokio::task::JoinHandle<()> {
     let mut done = std::collections::HashSet::new();
     tokio::spawn(
         watcher(cms, watcher::Config::default().labels(BARE_LABEL)).for_each(move |event| {
-            if let Ok(watcher::Event::Apply(cm)) = event
+            // (a ConfigMap created while the watch was re-listing comes as `InitApply`)
+            if let Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) = event
                 && done.insert(cm.name_any())
             {
                 let (jobs, name) = (jobs.clone(), cm.name_any());
@@ -141,9 +142,18 @@ fn bare_controller(client: &Client) -> tokio::task::JoinHandle<()> {
                         }}}
                     }))
                     .unwrap();
-                    jobs.create(&PostParams::default(), &job)
-                        .await
-                        .expect("bare: create Job");
+                    // (retried like a controller would: a lost create would stall the burst)
+                    for attempt in 1.. {
+                        match jobs.create(&PostParams::default(), &job).await {
+                            Ok(_) => break,
+                            Err(kube::Error::Api(e)) if e.is_already_exists() => break,
+                            Err(e) if attempt < 10 => {
+                                eprintln!("bench: bare create of a Job failed ({e}), retrying");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Err(e) => panic!("bare: create Job: {e}"),
+                        }
+                    }
                 });
             }
             futures::future::ready(())
