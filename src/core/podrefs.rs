@@ -6,7 +6,7 @@
 //! upstream). A name referenced several times is optional only if every reference is optional.
 //!
 //! Shared by the reconciler (wait for missing references, config digest) and the webhook
-//! (rewriting versioned secret references, through [`visit_mut`]).
+//! (rewriting versioned secret references where [`visit`] says they are).
 //!
 //! Layer: core: plain data and pure functions, no I/O (see `crate::core`).
 
@@ -94,70 +94,199 @@ impl PodRefs {
 /// The ConfigMaps and Secrets `spec` references.
 pub fn references(spec: &PodSpec) -> PodRefs {
     let mut refs = PodRefs::default();
-    // one walk serves reading and rewriting; the copy is cheap next to the API calls around it
-    visit_mut(&mut spec.clone(), |kind, name, optional| {
-        refs.add(kind, Some(name.as_str()), optional)
-    });
+    visit(spec, |r| refs.add(r.kind, Some(r.name), r.optional));
     refs
 }
 
-/// Call `f(kind, name, optional)` with every reference of `spec`, with the name mutable (the
-/// webhook points versioned secret references at their newest version this way). Unnamed
-/// references are skipped.
-pub fn visit_mut(spec: &mut PodSpec, mut f: impl FnMut(RefKind, &mut String, Option<bool>)) {
-    for volume in spec.volumes.iter_mut().flatten() {
-        if let Some(cm) = &mut volume.config_map {
-            f(RefKind::ConfigMap, &mut cm.name, cm.optional);
+/// One reference of a pod spec, and where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ref<'a> {
+    /// What it references.
+    pub kind: RefKind,
+    /// The referenced name.
+    pub name: &'a str,
+    /// Its `optional`.
+    pub optional: Option<bool>,
+    /// Where the name is.
+    pub at: RefAt,
+}
+
+/// The containers of a pod spec a reference can be in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerList {
+    /// `initContainers`.
+    Init,
+    /// `containers`.
+    Regular,
+}
+
+impl ContainerList {
+    fn field(self) -> &'static str {
+        match self {
+            ContainerList::Init => "initContainers",
+            ContainerList::Regular => "containers",
         }
-        if let Some(secret) = &mut volume.secret
-            && let Some(name) = &mut secret.secret_name
-        {
-            f(RefKind::Secret, name, secret.optional);
-        }
-        for source in volume
-            .projected
-            .iter_mut()
-            .flat_map(|p| p.sources.iter_mut().flatten())
-        {
-            if let Some(cm) = &mut source.config_map {
-                f(RefKind::ConfigMap, &mut cm.name, cm.optional);
-            }
-            if let Some(secret) = &mut source.secret {
-                f(RefKind::Secret, &mut secret.name, secret.optional);
-            }
-        }
-    }
-    let containers = spec
-        .init_containers
-        .iter_mut()
-        .flatten()
-        .chain(spec.containers.iter_mut());
-    for container in containers {
-        visit_container(container, &mut f);
     }
 }
 
-fn visit_container(
-    container: &mut Container,
-    f: &mut impl FnMut(RefKind, &mut String, Option<bool>),
-) {
-    for env in container.env.iter_mut().flatten() {
-        let Some(from) = &mut env.value_from else {
-            continue;
+/// Where a reference is in a pod spec (indices into the spec's lists).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefAt {
+    /// `volumes[i]`: its `configMap` or `secret`.
+    Volume(usize),
+    /// `volumes[i].projected.sources[j]`.
+    ProjectedSource(usize, usize),
+    /// `<list>[c].env[e].valueFrom`.
+    Env(ContainerList, usize, usize),
+    /// `<list>[c].envFrom[e]`.
+    EnvFrom(ContainerList, usize, usize),
+}
+
+impl Ref<'_> {
+    /// The tokens of the name's JSON pointer, relative to the spec (`volumes`, `0`, `secret`,
+    /// `secretName`).
+    pub fn tokens(&self) -> Vec<String> {
+        let (cm, secret) = match self.at {
+            RefAt::Volume(_) => (["configMap", "name"], ["secret", "secretName"]),
+            RefAt::ProjectedSource(..) => (["configMap", "name"], ["secret", "name"]),
+            RefAt::Env(..) => (["configMapKeyRef", "name"], ["secretKeyRef", "name"]),
+            RefAt::EnvFrom(..) => (["configMapRef", "name"], ["secretRef", "name"]),
         };
-        if let Some(cm) = &mut from.config_map_key_ref {
-            f(RefKind::ConfigMap, &mut cm.name, cm.optional);
+        let mut tokens: Vec<String> = match self.at {
+            RefAt::Volume(i) => vec!["volumes".into(), i.to_string()],
+            RefAt::ProjectedSource(i, j) => vec![
+                "volumes".into(),
+                i.to_string(),
+                "projected".into(),
+                "sources".into(),
+                j.to_string(),
+            ],
+            RefAt::Env(list, c, e) => vec![
+                list.field().into(),
+                c.to_string(),
+                "env".into(),
+                e.to_string(),
+                "valueFrom".into(),
+            ],
+            RefAt::EnvFrom(list, c, e) => vec![
+                list.field().into(),
+                c.to_string(),
+                "envFrom".into(),
+                e.to_string(),
+            ],
+        };
+        let last = match self.kind {
+            RefKind::ConfigMap => cm,
+            RefKind::Secret => secret,
+        };
+        tokens.extend(last.map(String::from));
+        tokens
+    }
+}
+
+/// Call `f` with every reference of `spec` (the one walk that says what a reference is; the
+/// webhook rewrites versioned secret references at [`Ref::tokens`]). Unnamed references are
+/// skipped.
+pub fn visit<'a>(spec: &'a PodSpec, mut f: impl FnMut(Ref<'a>)) {
+    for (i, volume) in spec.volumes.iter().flatten().enumerate() {
+        let at = RefAt::Volume(i);
+        if let Some(cm) = &volume.config_map {
+            f(Ref {
+                kind: RefKind::ConfigMap,
+                name: &cm.name,
+                optional: cm.optional,
+                at,
+            });
         }
-        if let Some(secret) = &mut from.secret_key_ref {
-            f(RefKind::Secret, &mut secret.name, secret.optional);
+        if let Some(secret) = &volume.secret
+            && let Some(name) = &secret.secret_name
+        {
+            f(Ref {
+                kind: RefKind::Secret,
+                name,
+                optional: secret.optional,
+                at,
+            });
+        }
+        for (j, source) in volume
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten())
+            .enumerate()
+        {
+            let at = RefAt::ProjectedSource(i, j);
+            if let Some(cm) = &source.config_map {
+                f(Ref {
+                    kind: RefKind::ConfigMap,
+                    name: &cm.name,
+                    optional: cm.optional,
+                    at,
+                });
+            }
+            if let Some(secret) = &source.secret {
+                f(Ref {
+                    kind: RefKind::Secret,
+                    name: &secret.name,
+                    optional: secret.optional,
+                    at,
+                });
+            }
         }
     }
-    for from in container.env_from.iter_mut().flatten() {
-        if let Some(cm) = &mut from.config_map_ref {
-            f(RefKind::ConfigMap, &mut cm.name, cm.optional);
+    let init = spec.init_containers.iter().flatten().enumerate();
+    for (c, container) in init {
+        visit_container(container, ContainerList::Init, c, &mut f);
+    }
+    for (c, container) in spec.containers.iter().enumerate() {
+        visit_container(container, ContainerList::Regular, c, &mut f);
+    }
+}
+
+fn visit_container<'a>(
+    container: &'a Container,
+    list: ContainerList,
+    c: usize,
+    f: &mut impl FnMut(Ref<'a>),
+) {
+    for (e, env) in container.env.iter().flatten().enumerate() {
+        let Some(from) = &env.value_from else {
+            continue;
+        };
+        let at = RefAt::Env(list, c, e);
+        if let Some(cm) = &from.config_map_key_ref {
+            f(Ref {
+                kind: RefKind::ConfigMap,
+                name: &cm.name,
+                optional: cm.optional,
+                at,
+            });
         }
-        if let Some(secret) = &mut from.secret_ref {
-            f(RefKind::Secret, &mut secret.name, secret.optional);
+        if let Some(secret) = &from.secret_key_ref {
+            f(Ref {
+                kind: RefKind::Secret,
+                name: &secret.name,
+                optional: secret.optional,
+                at,
+            });
+        }
+    }
+    for (e, from) in container.env_from.iter().flatten().enumerate() {
+        let at = RefAt::EnvFrom(list, c, e);
+        if let Some(cm) = &from.config_map_ref {
+            f(Ref {
+                kind: RefKind::ConfigMap,
+                name: &cm.name,
+                optional: cm.optional,
+                at,
+            });
+        }
+        if let Some(secret) = &from.secret_ref {
+            f(Ref {
+                kind: RefKind::Secret,
+                name: &secret.name,
+                optional: secret.optional,
+                at,
+            });
         }
     }
 }
@@ -249,5 +378,50 @@ mod tests {
             "volumes": [{"name": "s", "secret": {}}]
         })));
         assert!(refs.is_empty());
+    }
+
+    #[test]
+    fn every_pointer_leads_to_its_name() {
+        let spec = spec(json!({
+            "initContainers": [{"name": "i",
+                "env": [{"name": "X", "value": "v"}, {"name": "Y", "valueFrom": {"secretKeyRef": {"name": "s-env", "key": "k"}}}],
+                "envFrom": [{"configMapRef": {"name": "cm-env-from"}}]}],
+            "containers": [{"name": "c"}, {"name": "d",
+                "env": [{"name": "Z", "valueFrom": {"configMapKeyRef": {"name": "cm-env", "key": "k"}}}],
+                "envFrom": [{"prefix": "P"}, {"secretRef": {"name": "s-env-from"}}]}],
+            "volumes": [
+                {"name": "e", "emptyDir": {}},
+                {"name": "a", "configMap": {"name": "cm-vol"}},
+                {"name": "b", "secret": {"secretName": "s-vol"}},
+                {"name": "p", "projected": {"sources": [{"configMap": {"name": "cm-proj"}}, {"secret": {"name": "s-proj"}}]}}
+            ]
+        }));
+        let document = serde_json::to_value(&spec).unwrap();
+        let mut seen = Vec::new();
+        visit(&spec, |r| {
+            let pointer: String = r.tokens().iter().map(|t| format!("/{t}")).collect();
+            assert_eq!(
+                document.pointer(&pointer).and_then(|v| v.as_str()),
+                Some(r.name),
+                "{pointer}"
+            );
+            seen.push((r.kind, r.name.to_string(), pointer));
+        });
+        let names: Vec<&str> = seen.iter().map(|(_, n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cm-vol",
+                "s-vol",
+                "cm-proj",
+                "s-proj",
+                "s-env",
+                "cm-env-from",
+                "cm-env",
+                "s-env-from"
+            ]
+        );
+        assert_eq!(seen[1].2, "/volumes/2/secret/secretName");
+        assert_eq!(seen[7].2, "/containers/1/envFrom/1/secretRef/name");
     }
 }

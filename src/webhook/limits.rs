@@ -24,7 +24,6 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
@@ -84,7 +83,10 @@ async fn read_body(State(budget): State<Arc<Budget>>, req: Request, next: Next) 
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     };
     let mut stream = body.into_data_stream();
-    let mut bytes = Vec::with_capacity(cost.min(64 * 1024));
+    // a body that comes in one chunk (the usual review) is handed on as it is, without a copy
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut len = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
@@ -96,11 +98,22 @@ async fn read_body(State(budget): State<Arc<Budget>>, req: Request, next: Next) 
                     .into_response();
             }
         };
-        if bytes.len() + chunk.len() > BODY_LIMIT {
+        len += chunk.len();
+        if len > BODY_LIMIT {
             return too_large(stream, drain).await;
         }
-        bytes.extend_from_slice(&chunk);
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            earlier => {
+                if joined.is_empty() {
+                    joined.reserve(cost.min(64 * 1024).max(len));
+                }
+                joined.extend_from_slice(earlier.as_deref().unwrap_or_default());
+                joined.extend_from_slice(&chunk);
+            }
+        }
     }
+    let bytes = first.unwrap_or_else(|| Bytes::from(joined));
     if let Err(TooMany) = json_values_within(&bytes, JSON_VALUE_LIMIT) {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -108,7 +121,7 @@ async fn read_body(State(budget): State<Arc<Budget>>, req: Request, next: Next) 
         )
             .into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(Bytes::from(bytes))))
+    next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
 
@@ -157,92 +170,42 @@ async fn too_large(mut rest: axum::body::BodyDataStream, drain: bool) -> Respons
 #[derive(Debug)]
 pub struct TooMany;
 
-/// Count the JSON values of `body` without building them: `Err(TooMany)` past `limit`. A body
+/// Count the JSON values of `body` without parsing it: `Err(TooMany)` past `limit`. A body
 /// that is not JSON passes (its handler says what is wrong with it).
+///
+/// One scan of the bytes, no parser: every value but the first follows a `[`, `{`, `,` or `:`
+/// outside a string (`[` and `{` of an empty container count nothing), so the count is exact
+/// for JSON and, for a body that is not, never below what a parser builds before it fails
+/// (it stops at the first error, and up to there it reads the same structure).
 pub fn json_values_within(body: &[u8], limit: usize) -> Result<usize, TooMany> {
-    let mut count = 0usize;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    match (Counter {
-        count: &mut count,
-        limit,
-    })
-    .deserialize(&mut de)
-    {
-        Err(_) if count > limit => Err(TooMany),
-        _ => Ok(count),
-    }
-}
-
-/// Counts every value it visits; fails once past the limit.
-struct Counter<'a> {
-    count: &'a mut usize,
-    limit: usize,
-}
-
-impl Counter<'_> {
-    fn one<E: de::Error>(&mut self) -> Result<(), E> {
-        *self.count += 1;
-        if *self.count > self.limit {
-            Err(E::custom("too many JSON values"))
-        } else {
-            Ok(())
+    // the top value
+    let mut count = 1usize;
+    let (mut in_string, mut escaped, mut opened) = (false, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b' ' | b'\n' | b'\r' | b'\t' => continue,
+            b'[' | b'{' | b',' | b':' => count += 1,
+            // `[]`, `{}`: the value counted at `[` or `{` is not there
+            b']' | b'}' if opened => count -= 1,
+            b'"' => in_string = true,
+            _ => {}
+        }
+        opened = matches!(b, b'[' | b'{');
+        // (the value counted at a `[` or `{` only once it is seen not to be empty)
+        if count - usize::from(opened) > limit {
+            return Err(TooMany);
         }
     }
-
-    fn again(&mut self) -> Counter<'_> {
-        Counter {
-            count: self.count,
-            limit: self.limit,
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Counter<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Counter<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(mut self, _: bool) -> Result<(), E> {
-        self.one()
-    }
-    fn visit_i64<E: de::Error>(mut self, _: i64) -> Result<(), E> {
-        self.one()
-    }
-    fn visit_u64<E: de::Error>(mut self, _: u64) -> Result<(), E> {
-        self.one()
-    }
-    fn visit_f64<E: de::Error>(mut self, _: f64) -> Result<(), E> {
-        self.one()
-    }
-    fn visit_str<E: de::Error>(mut self, _: &str) -> Result<(), E> {
-        self.one()
-    }
-    fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
-        self.one()
-    }
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        self.one()?;
-        while seq.next_element_seed(self.again())?.is_some() {}
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        self.one()?;
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            // the key is a string value too
-            self.one()?;
-            map.next_value_seed(self.again())?;
-        }
-        Ok(())
-    }
+    Ok(count)
 }
 
 #[cfg(test)]

@@ -49,6 +49,35 @@ fn json_values_are_counted_without_being_built() {
     assert!(json_values_within(&[b'['; 1000], 10_000).is_ok());
 }
 
+/// The values a parser builds of `v`: the value itself, and for an object each key too.
+fn parsed_values(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::Array(a) => 1 + a.iter().map(parsed_values).sum::<usize>(),
+        serde_json::Value::Object(m) => 1 + m.values().map(|v| 1 + parsed_values(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+#[test]
+fn the_count_is_that_of_the_parsed_document_whatever_the_strings_hold() {
+    let bodies: [&[u8]; 5] = [
+        br#"["a,b:[{", "\"]}", {}]"#,
+        br#"{"k\\": "\\", "e": [], "o": {}, "n": [[], [{}], -1.5e3, true, null]}"#,
+        b" \n[ 1 ,\t2 ] ",
+        br#""just a string with , and :""#,
+        br#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":"u","object":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"name":"c","args":["x","y"],"env":[]}]}}}}"#,
+    ];
+    for body in bodies {
+        let parsed: serde_json::Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            json_values_within(body, usize::MAX).unwrap(),
+            parsed_values(&parsed),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
 #[tokio::test]
 async fn bodies_within_the_limits_reach_the_handler() {
     assert_eq!(

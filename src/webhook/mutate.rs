@@ -1,4 +1,5 @@
-//! Mutating a QuarksJob pod (pure: pod + a snapshot of the caches → JSON patch):
+//! Mutating a QuarksJob pod (pure: pod + a snapshot of the caches → JSON patch, built from what
+//! is added rather than by comparing copies of the pod):
 //! 1. every regular container gets an emptyDir output volume mounted at `/mnt/quarks`;
 //! 2. when the QuarksJob has `spec.output`, the `output-persist` container is added: the operator
 //!    image running `persist-output`, with each container's output volume at
@@ -10,8 +11,9 @@
 //! Applying the mutation twice adds nothing (reinvocation, retries).
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector, Pod,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, LocalObjectReference,
+    ObjectFieldSelector, Pod, PodSpec, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -69,76 +71,172 @@ pub struct MutationContext<'a> {
     pub resources: &'a ResourceRequirements,
 }
 
-/// The patch that makes `pod` a QuarksJob pod, or the reason it must be denied.
+/// The patch that makes `pod` a QuarksJob pod, or the reason it must be denied. It is built
+/// from what the mutation adds (items appended to the spec's lists, versioned references
+/// replaced), without copying the pod: paths are those of the whole pod, under `/spec`.
 pub fn mutate(pod: &Pod, ctx: &MutationContext<'_>) -> Result<json_patch::Patch, String> {
-    // Only the spec changes: it alone is copied, written out and compared (the patch's paths
-    // are those of the whole pod, under `/spec`).
-    let before =
-        spec_document(pod.spec.as_ref()).map_err(|e| format!("cannot read the pod: {e}"))?;
-    let mut spec = pod.spec.clone().unwrap_or_default();
-    add_output_volumes(&mut spec);
+    let empty;
+    let mut patch = SpecPatch::default();
+    let spec = match &pod.spec {
+        Some(spec) => spec,
+        None => {
+            // (the apiserver always sends a spec; without one, an empty one is added first)
+            patch.add::<&str>(&[], serde_json::json!({ "containers": [] }));
+            empty = PodSpec::default();
+            &empty
+        }
+    };
+    let mut volumes = List::new(spec.volumes.as_deref(), |v: &Volume| v.name.as_str());
+    add_output_volumes(spec, &mut volumes, &mut patch)?;
     // Without a cached QuarksJob the container is added too: persist-output exits at once when
     // there is no output, while a missing container would lose output for good.
     if ctx.qjob.is_none_or(|q| q.spec.output.is_some()) {
-        add_output_container(&mut spec, ctx)?;
+        add_output_container(spec, ctx, &mut volumes, &mut patch)?;
     }
-    super::versioned_refs::point_to_latest(&mut spec, ctx.versioned_secrets);
-    let after = spec_document(Some(&spec)).map_err(|e| format!("cannot write the pod: {e}"))?;
-    Ok(json_patch::diff(&before, &after))
-}
-
-/// `{"spec": spec}` (`{}` without one): the part of a pod the mutation changes, as JSON.
-fn spec_document(
-    spec: Option<&k8s_openapi::api::core::v1::PodSpec>,
-) -> serde_json::Result<serde_json::Value> {
-    let mut document = serde_json::Map::new();
-    if let Some(spec) = spec {
-        document.insert("spec".into(), serde_json::to_value(spec)?);
+    volumes.append_to(&["volumes"], &mut patch)?;
+    for (tokens, name) in super::versioned_refs::point_to_latest(spec, ctx.versioned_secrets) {
+        patch.replace(&tokens, serde_json::Value::String(name));
     }
-    Ok(serde_json::Value::Object(document))
+    Ok(json_patch::Patch(patch.0))
 }
 
-fn user_containers(spec: &k8s_openapi::api::core::v1::PodSpec) -> impl Iterator<Item = &Container> {
-    spec.containers
-        .iter()
-        .filter(|c| c.name != OUTPUT_PERSIST_CONTAINER)
+/// The operations of a patch of a pod's spec.
+#[derive(Default)]
+struct SpecPatch(Vec<json_patch::PatchOperation>);
+
+impl SpecPatch {
+    fn pointer<T: AsRef<str>>(tokens: &[T]) -> json_patch::jsonptr::PointerBuf {
+        json_patch::jsonptr::PointerBuf::from_tokens(
+            std::iter::once("spec").chain(tokens.iter().map(AsRef::as_ref)),
+        )
+    }
+
+    /// Add `value` at `/spec/<tokens>` (`-` as the last token appends to a list).
+    fn add<T: AsRef<str>>(&mut self, tokens: &[T], value: serde_json::Value) {
+        let path = Self::pointer(tokens);
+        self.0
+            .push(json_patch::PatchOperation::Add(json_patch::AddOperation {
+                path,
+                value,
+            }));
+    }
+
+    /// Append `items` to the list at `/spec/<tokens>`: one `add` of the whole list where the
+    /// pod has none (`!exists`), one `add …/-` per item otherwise.
+    fn append<T: serde::Serialize>(
+        &mut self,
+        tokens: &[&str],
+        exists: bool,
+        items: &[T],
+    ) -> Result<(), String> {
+        let error = |e: serde_json::Error| format!("cannot write the patch: {e}");
+        if items.is_empty() {
+            return Ok(());
+        }
+        if !exists {
+            self.add(tokens, serde_json::to_value(items).map_err(error)?);
+            return Ok(());
+        }
+        let mut end = tokens.to_vec();
+        end.push("-");
+        for item in items {
+            self.add(&end, serde_json::to_value(item).map_err(error)?);
+        }
+        Ok(())
+    }
+
+    /// Replace the value at `/spec/<tokens>` with `value`.
+    fn replace<T: AsRef<str>>(&mut self, tokens: &[T], value: serde_json::Value) {
+        let path = Self::pointer(tokens);
+        self.0.push(json_patch::PatchOperation::Replace(
+            json_patch::ReplaceOperation { path, value },
+        ));
+    }
 }
 
-fn add_output_volumes(spec: &mut k8s_openapi::api::core::v1::PodSpec) {
-    let names: Vec<String> = user_containers(spec).map(|c| c.name.clone()).collect();
-    let volumes = spec.volumes.get_or_insert_with(Vec::new);
-    for name in &names {
-        let volume = output_volume_name(name);
-        if !volumes.iter().any(|v| v.name == volume) {
-            volumes.push(Volume {
-                name: volume,
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Default::default()
-            });
+/// A list of the pod's spec and the items the mutation appends to it, each name once.
+struct List<'a, T> {
+    existing: Option<&'a [T]>,
+    name: fn(&T) -> &str,
+    added: Vec<T>,
+}
+
+impl<'a, T: serde::Serialize> List<'a, T> {
+    fn new(existing: Option<&'a [T]>, name: fn(&T) -> &str) -> Self {
+        List {
+            existing,
+            name,
+            added: Vec::new(),
         }
     }
-    for c in spec
-        .containers
-        .iter_mut()
-        .filter(|c| c.name != OUTPUT_PERSIST_CONTAINER)
-    {
-        let mounts = c.volume_mounts.get_or_insert_with(Vec::new);
-        let already = mounts
+
+    fn has(&self, name: &str) -> bool {
+        let name_of = self.name;
+        self.existing
+            .into_iter()
+            .flatten()
+            .chain(&self.added)
+            .any(|item| name_of(item) == name)
+    }
+
+    /// Append `item` unless an item of its name is there already.
+    fn push(&mut self, item: T) {
+        if !self.has((self.name)(&item)) {
+            self.added.push(item);
+        }
+    }
+
+    /// Append the added items to the list at `/spec/<tokens>`.
+    fn append_to(self, tokens: &[&str], patch: &mut SpecPatch) -> Result<(), String> {
+        patch.append(tokens, self.existing.is_some(), &self.added)
+    }
+}
+
+fn user_containers(spec: &PodSpec) -> impl Iterator<Item = (usize, &Container)> {
+    spec.containers
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.name != OUTPUT_PERSIST_CONTAINER)
+}
+
+/// Every user container gets an emptyDir output volume, mounted at [`OUTPUT_DIR`] unless
+/// something is mounted there already.
+fn add_output_volumes(
+    spec: &PodSpec,
+    volumes: &mut List<'_, Volume>,
+    patch: &mut SpecPatch,
+) -> Result<(), String> {
+    for (_, c) in user_containers(spec) {
+        volumes.push(Volume {
+            name: output_volume_name(&c.name),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+    }
+    for (i, c) in user_containers(spec) {
+        let already = c
+            .volume_mounts
             .iter()
+            .flatten()
             .any(|m| m.mount_path.trim_end_matches('/') == OUTPUT_DIR);
         if !already {
-            mounts.push(VolumeMount {
+            let mount = VolumeMount {
                 name: output_volume_name(&c.name),
                 mount_path: OUTPUT_DIR.into(),
                 ..Default::default()
-            });
+            };
+            let tokens = ["containers", &i.to_string(), "volumeMounts"];
+            patch.append(&tokens, c.volume_mounts.is_some(), &[mount])?;
         }
     }
+    Ok(())
 }
 
 fn add_output_container(
-    spec: &mut k8s_openapi::api::core::v1::PodSpec,
+    spec: &PodSpec,
     ctx: &MutationContext<'_>,
+    volumes: &mut List<'_, Volume>,
+    patch: &mut SpecPatch,
 ) -> Result<(), String> {
     if spec
         .containers
@@ -170,7 +268,7 @@ fn add_output_container(
         read_only: Some(true),
         ..Default::default()
     }];
-    mounts.extend(user_containers(spec).map(|c| VolumeMount {
+    mounts.extend(user_containers(spec).map(|(_, c)| VolumeMount {
         name: output_volume_name(&c.name),
         mount_path: format!("{OUTPUT_DIR}/{}", c.name),
         ..Default::default()
@@ -200,21 +298,17 @@ fn add_output_container(
             ..Default::default()
         });
     }
-    let volumes = spec.volumes.get_or_insert_with(Vec::new);
-    if !volumes.iter().any(|v| v.name == TOKEN_VOLUME) {
-        volumes.push(Volume {
-            name: TOKEN_VOLUME.into(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(token_secret_name(sa)),
-                default_mode: Some(0o644),
-                ..Default::default()
-            }),
+    volumes.push(Volume {
+        name: TOKEN_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(token_secret_name(sa)),
+            default_mode: Some(0o644),
             ..Default::default()
-        });
-    }
-    add_pull_secrets(spec, ctx.pull_secrets);
+        }),
+        ..Default::default()
+    });
     let resources = *ctx.resources != ResourceRequirements::default();
-    spec.containers.push(Container {
+    let container = Container {
         name: OUTPUT_PERSIST_CONTAINER.into(),
         image: Some(ctx.image.into()),
         image_pull_policy: Some(ctx.pull_policy.into()),
@@ -224,8 +318,10 @@ fn add_output_container(
         resources: resources.then(|| ctx.resources.clone()),
         security_context: Some(restricted_security_context()),
         ..Default::default()
-    });
-    Ok(())
+    };
+    // (`containers` is there: the pod's, or the one added with an empty spec)
+    patch.append(&["containers"], true, &[container])?;
+    add_pull_secrets(spec, ctx.pull_secrets, patch)
 }
 
 /// The output-persist container's security context: Pod Security `restricted` on its own,
@@ -253,16 +349,15 @@ fn restricted_security_context() -> SecurityContext {
 
 /// The operator image's pull secrets, each once (upstream §15.19: the output container's image
 /// had to be pullable with the pod's own service account).
-fn add_pull_secrets(spec: &mut k8s_openapi::api::core::v1::PodSpec, names: &[String]) {
-    if names.is_empty() {
-        return;
-    }
-    let secrets = spec.image_pull_secrets.get_or_insert_with(Vec::new);
+fn add_pull_secrets(spec: &PodSpec, names: &[String], patch: &mut SpecPatch) -> Result<(), String> {
+    let mut secrets = List::new(
+        spec.image_pull_secrets.as_deref(),
+        |s: &LocalObjectReference| s.name.as_str(),
+    );
     for name in names {
-        if !secrets.iter().any(|s| &s.name == name) {
-            secrets.push(k8s_openapi::api::core::v1::LocalObjectReference { name: name.clone() });
-        }
+        secrets.push(LocalObjectReference { name: name.clone() });
     }
+    secrets.append_to(&["imagePullSecrets"], patch)
 }
 
 #[cfg(test)]

@@ -403,3 +403,86 @@ fn the_patch_touches_the_spec_only_and_applies_to_a_pod_without_one() {
     );
     assert_eq!(mutated.metadata, without.metadata);
 }
+
+/// The whole pod after the patch, for a pod like the bench's: every addition where it belongs,
+/// the versioned reference rewritten, nothing else changed.
+#[test]
+fn the_patched_pod_is_the_expected_pod() {
+    let q = qjob(true);
+    let versions = [versioned("creds", 1), versioned("creds", 2)];
+    let p = pod(json!({
+        "containers": [
+            {"name": "c", "image": "busybox", "volumeMounts": [{"name": "creds", "mountPath": "/creds"}]},
+            {"name": "d", "image": "busybox", "envFrom": [{"secretRef": {"name": "creds-v1"}}]}
+        ],
+        "volumes": [{"name": "creds", "secret": {"secretName": "creds-v1"}}]
+    }));
+    let mut c = ctx(Some(&q), &versions);
+    c.versioned_secret_history = 2;
+    let patched = serde_json::to_value(apply(&p, &c)).unwrap();
+    let expected = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "job-", "labels": {"quarks.cloudfoundry.org/qjob-name": "q"}},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "busybox", "volumeMounts": [
+                    {"name": "creds", "mountPath": "/creds"},
+                    {"name": "output-c", "mountPath": "/mnt/quarks"}
+                ]},
+                {"name": "d", "image": "busybox", "envFrom": [{"secretRef": {"name": "creds-v2"}}],
+                 "volumeMounts": [{"name": "output-d", "mountPath": "/mnt/quarks"}]},
+                {
+                    "name": "output-persist",
+                    "image": "cfcontainerization/quarks-job:1.0",
+                    "imagePullPolicy": "IfNotPresent",
+                    "args": ["persist-output"],
+                    "env": [
+                        {"name": "NAMESPACE", "value": "ns"},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "VERSIONED_SECRET_HISTORY", "value": "2"}
+                    ],
+                    "volumeMounts": [
+                        {"name": TOKEN_VOLUME, "mountPath": TOKEN_MOUNT_PATH, "readOnly": true},
+                        {"name": "output-c", "mountPath": "/mnt/quarks/c"},
+                        {"name": "output-d", "mountPath": "/mnt/quarks/d"}
+                    ],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false,
+                        "capabilities": {"drop": ["ALL"]},
+                        "readOnlyRootFilesystem": true,
+                        "runAsGroup": OUTPUT_PERSIST_USER,
+                        "runAsNonRoot": true,
+                        "runAsUser": OUTPUT_PERSIST_USER,
+                        "seccompProfile": {"type": "RuntimeDefault"}
+                    }
+                }
+            ],
+            "volumes": [
+                {"name": "creds", "secret": {"secretName": "creds-v2"}},
+                {"name": "output-c", "emptyDir": {}},
+                {"name": "output-d", "emptyDir": {}},
+                {"name": TOKEN_VOLUME, "secret": {"secretName": "persist-output-sa-qjob-token", "defaultMode": 0o644}}
+            ]
+        }
+    });
+    assert_eq!(patched, expected);
+    // the patch appends to lists, adds what is missing and replaces names: it never overwrites
+    // a part of the pod
+    let original = serde_json::to_value(&p).unwrap();
+    let patch = serde_json::to_value(mutate(&p, &c).unwrap()).unwrap();
+    for op in patch.as_array().unwrap() {
+        let path = op["path"].as_str().unwrap();
+        match op["op"].as_str().unwrap() {
+            "add" => assert!(
+                path.ends_with("/-") || original.pointer(path).is_none(),
+                "{op} overwrites a part of the pod"
+            ),
+            "replace" => assert!(
+                original.pointer(path).is_some_and(Value::is_string),
+                "{op} replaces more than a name"
+            ),
+            other => panic!("unexpected operation {other}: {op}"),
+        }
+    }
+}

@@ -8,22 +8,28 @@
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::core::podrefs::{RefKind, visit_mut};
+use crate::core::podrefs::{RefKind, visit};
 use crate::core::versioned;
 
-/// Rewrite versioned secret references in `spec` to the newest version in `snapshot`.
-pub fn point_to_latest(spec: &mut PodSpec, snapshot: &[ObjectMeta]) {
-    visit_mut(spec, |kind, name, _optional| {
-        if kind != RefKind::Secret {
+/// The versioned secret references of `spec` that do not name the newest version in `snapshot`:
+/// (the tokens of the reference's JSON pointer in the spec, the newest version's name).
+pub fn point_to_latest(spec: &PodSpec, snapshot: &[ObjectMeta]) -> Vec<(Vec<String>, String)> {
+    let mut rewrites = Vec::new();
+    if snapshot.is_empty() {
+        return rewrites;
+    }
+    visit(spec, |r| {
+        if r.kind != RefKind::Secret {
             return;
         }
-        if let Some((_, latest)) = versioned::newest_for_reference(name, snapshot)
+        if let Some((_, latest)) = versioned::newest_for_reference(r.name, snapshot)
             && let Some(latest_name) = latest.name.as_deref()
-            && latest_name != name.as_str()
+            && latest_name != r.name
         {
-            *name = latest_name.to_string();
+            rewrites.push((r.tokens(), latest_name.to_string()));
         }
     });
+    rewrites
 }
 
 #[cfg(test)]
@@ -46,19 +52,19 @@ mod tests {
         // s-v1 carries a label claiming version 5
         let snapshot = [version("s-v1", "5"), version("s-v2", "2")];
         let reconciler = versioned::resolve_reference("s-v1", &snapshot);
-        let mut pod: k8s_openapi::api::core::v1::PodSpec =
-            serde_json::from_value(serde_json::json!({
-                "containers": [{"name": "c"}],
-                "volumes": [{"name": "v", "secret": {"secretName": "s-v1"}}]
-            }))
-            .unwrap();
-        point_to_latest(&mut pod, &snapshot);
-        let mounted = pod.volumes.unwrap()[0]
-            .secret
-            .clone()
-            .unwrap()
-            .secret_name
-            .unwrap();
+        let pod: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [{"name": "c"}],
+            "volumes": [{"name": "v", "secret": {"secretName": "s-v1"}}]
+        }))
+        .unwrap();
+        let mounted = match point_to_latest(&pod, &snapshot).as_slice() {
+            [] => "s-v1".to_string(),
+            [(tokens, name)] => {
+                assert_eq!(tokens, &["volumes", "0", "secret", "secretName"]);
+                name.clone()
+            }
+            more => panic!("one reference, rewritten {} times", more.len()),
+        };
         assert_eq!(reconciler, mounted, "digest and mount disagree");
     }
 }
