@@ -63,7 +63,7 @@ run: build ## Run the operator: against the configured cluster if one answers, e
 	    bash hack/run-node.sh $(BIN) $(ARGS); \
 	fi
 
-bench: control-plane ## Measure speed and memory against a bare client (release build, local control plane; BENCH=trigger,burst,webhook,hostile,scale,pure selects); writes docs/benchmarks.md
+bench: control-plane ## Measure speed and memory against a bare client (release build, local control plane; BENCH=trigger,burst,webhook,hostile,output,scale,pure selects); writes docs/benchmarks.md
 	BENCH="$(BENCH)" $(CARGO) bench --locked --bench operator
 
 e2e: e2e-cluster ## Same as e2e-cluster: the end-to-end suite runs on real pods

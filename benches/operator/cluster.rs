@@ -67,7 +67,8 @@ async fn ready(port: u16) -> bool {
     response.starts_with("HTTP/1.1 200")
 }
 
-async fn namespace(client: &Client, name: &str, labels: serde_json::Value) {
+/// Create the namespace `name` with `labels`.
+pub async fn namespace(client: &Client, name: &str, labels: serde_json::Value) {
     let ns: Namespace = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": labels}
     }))
@@ -303,6 +304,12 @@ pub async fn sections(kubeconfig: &Path, runs: usize) -> Vec<(&'static str, Vec<
                 runs,
             )
             .await,
+        ));
+    }
+    if wants("output") {
+        out.push((
+            "output",
+            crate::output::rows(&client, kubeconfig, crate::samples("output")).await,
         ));
     }
     if wants("scale") {

@@ -57,7 +57,7 @@ fn block(name: &str, rows: &[Row]) -> String {
          `QUARKS_BENCH_RUNS={}`.\n\n{}<!-- /bench:{name} -->",
         machine(),
         load(),
-        crate::runs(),
+        crate::samples(name),
         table(rows)
     )
 }

@@ -5,7 +5,8 @@
 //!
 //! Goals are for humans and the record, not assertions: a loaded machine prints a miss, it does
 //! not fail a build. `BENCH=trigger,webhook` selects sections (default: all of them, see
-//! [`SECTIONS`]); `QUARKS_BENCH_RUNS` sets the number of latency samples (default 30);
+//! [`SECTIONS`]); `QUARKS_BENCH_RUNS` sets the number of latency samples (default 30, 50 for
+//! `output`);
 //! `QUARKS_BENCH_SCALES` the sizes of the scale table (default `1,3,10`);
 //! `QUARKS_BENCH_WORKERS` passes `--max-workers` to the operator (default: its default);
 //! `QUARKS_BENCH_BIN` runs another build of the operator (e.g. the one before a change).
@@ -23,6 +24,7 @@ mod cluster;
 mod doc;
 mod hostile_rows;
 mod load;
+mod output;
 mod pure;
 mod scale;
 mod trigger;
@@ -30,7 +32,9 @@ mod trigger;
 use std::time::Duration;
 
 /// The sections `BENCH` can select, in the order they run.
-pub const SECTIONS: [&str; 6] = ["pure", "trigger", "burst", "webhook", "hostile", "scale"];
+pub const SECTIONS: [&str; 7] = [
+    "pure", "trigger", "burst", "webhook", "hostile", "output", "scale",
+];
 
 /// One line of a table.
 pub struct Row {
@@ -98,6 +102,19 @@ impl Row {
         }
     }
 
+    /// A latency against the bare one, without a goal on the ratio (`target` says why).
+    pub fn compared(what: impl Into<String>, bare: Duration, value: Duration, target: &str) -> Row {
+        let ratio = value.as_secs_f64() / bare.as_secs_f64().max(1e-9);
+        Row {
+            what: what.into(),
+            bare: fmt_duration(bare),
+            value: fmt_duration(value),
+            ratio: format!("{ratio:.2}× slower"),
+            target: target.into(),
+            met: None,
+        }
+    }
+
     /// A rate (per second) against the bare one: met if at least `min` times it.
     pub fn rate(what: impl Into<String>, unit: &str, bare: f64, value: f64, min: f64) -> Row {
         let ratio = value / bare.max(1e-9);
@@ -159,6 +176,13 @@ pub fn fmt_bytes(b: u64) -> String {
 /// The number of latency samples per measurement.
 pub fn runs() -> usize {
     env_number("QUARKS_BENCH_RUNS").unwrap_or(30)
+}
+
+/// The number of latency samples of `section`: `QUARKS_BENCH_RUNS`, else 30, or 50 for `output`
+/// (issue 12 goal 5 is a p50 over 50 runs).
+pub fn samples(section: &str) -> usize {
+    let default = if section == "output" { 50 } else { 30 };
+    env_number("QUARKS_BENCH_RUNS").unwrap_or(default)
 }
 
 fn env_number(name: &str) -> Option<usize> {

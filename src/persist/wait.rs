@@ -9,7 +9,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::PersistError;
 
@@ -219,7 +219,9 @@ async fn wait_loop(
                 Some(Ok(watcher::Event::InitDone)) if !seen_since_init => {
                     return Err(PersistError::PodDeleted { pod: pod_ref.to_string() });
                 }
-                Some(Ok(watcher::Event::InitDone)) => {}
+                Some(Ok(watcher::Event::InitDone)) => {
+                    debug!("watching pod '{pod_ref}': its containers' states are known");
+                }
                 Some(Ok(watcher::Event::Delete(_))) => {
                     return Err(PersistError::PodDeleted { pod: pod_ref.to_string() });
                 }
